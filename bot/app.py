@@ -1,0 +1,157 @@
+"""The composition root: builds every part from Settings and owns start and stop order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from bot.clock import SystemClock
+from bot.console import ConsoleChat
+from bot.http import Intake, json_error_handlers, routes
+from bot.metrics import Metrics
+from bot.settings import Settings
+from skills.access import Access
+from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
+from skills.registry import SKILLS
+from skills.router import Dispatcher
+from storage.records import AlertChange
+from storage.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    """What every entry point shares: store, dispatcher, metrics (no network, no scheduler)."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    metrics: Metrics
+    dispatcher: Dispatcher
+    adapter_states: dict[str, Callable[[], str]] = field(default_factory=dict)
+
+    async def handle(self, inv: Invocation, progress: ProgressSink | None = None) -> Reply:
+        return await self.dispatcher.handle(inv, progress)
+
+    def states(self) -> list[tuple[str, str]]:
+        return [(name, read()) for name, read in self.adapter_states.items()]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_core(settings: Settings, clock: Clock | None = None, store: Store | None = None) -> Core:
+    """Store, skills and dispatcher from settings; raises StorageError for a bad database."""
+    clock = clock or SystemClock()
+    store = store or open_store(settings.database_url)
+    metrics = Metrics()
+    states: dict[str, Callable[[], str]] = {}
+    context = SkillContext(
+        store=store,
+        clock=clock,
+        tz=settings.timezone,
+        lang=settings.lang,
+        adapters=lambda: [(name, read()) for name, read in states.items()],
+    )
+    access = Access(operators=settings.operators, admins=settings.admins)
+    dispatcher = Dispatcher(SKILLS, context, access, observe=metrics.observe_command)
+    metrics.gauge(
+        "nightshift_store_up", "1 when the store answers.", lambda: 1.0 if store.ping() else 0.0
+    )
+    return Core(settings, clock, store, metrics, dispatcher, states)
+
+
+class App:
+    """The `serve` process: HTTP, chat adapters, and background work, in one lifespan."""
+
+    def __init__(self, core: Core, *, console: bool | None = None) -> None:
+        self.core = core
+        settings = core.settings
+        chat_configured = bool(settings.slack_bot_token or settings.telegram_bot_token)
+        self.console: ConsoleChat | None = None
+        if console if console is not None else not chat_configured:
+            self.console = ConsoleChat(core.handle)
+            core.adapter_states["console"] = self.console.state
+        self._background: list[asyncio.Task[None]] = []
+        self._extra_routes: list[BaseRoute] = []
+        self._startup: list[Callable[[], Awaitable[None]]] = []
+        self._shutdown: list[Callable[[], Awaitable[None]]] = []
+        self.on_console_exit: Callable[[], None] | None = None
+
+    async def on_alerts(self, changes: list[AlertChange]) -> None:
+        """Alert state changes from a webhook, already stored."""
+        if self.console is None:
+            return
+        for change in changes:
+            alert = await asyncio.to_thread(self.core.store.alert, change.fingerprint)
+            if alert is None:
+                continue
+            icon = "🔴" if change.new_status == "firing" else "✅"
+            await self.console.push(
+                Reply(title=f"{icon} {alert.severity} {alert.alertname}: {change.new_status}"
+                      + (f" — {alert.summary}" if alert.summary else ""))
+            )
+
+    def intake(self) -> Intake:
+        settings = self.core.settings
+        return Intake(
+            store=self.core.store,
+            clock=self.core.clock,
+            metrics=self.core.metrics,
+            token=settings.webhook_token.value if settings.webhook_token else None,
+            tz=settings.timezone,
+            max_body=settings.max_body_bytes,
+            on_alerts=self.on_alerts,
+            adapter_states=self.core.states,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        for step in self._startup:
+            await step()
+        if self.console is not None:
+            self.console.print(
+                self.core.dispatcher.context.tr(
+                    "nightshift pronto. Digite `ajuda` para ver os comandos, `sair` para sair.",
+                    "nightshift ready. Type `help` for the commands, `exit` to leave.",
+                )
+            )
+            self.console.start()
+            self.console.on_exit = self._console_exit
+
+    def _console_exit(self) -> None:
+        if self.on_console_exit is not None:
+            self.on_console_exit()
+
+    async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.stop()
+        for step in reversed(self._shutdown):
+            try:
+                await step()
+            except Exception:
+                log.exception("error while stopping")
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def asgi(self) -> Starlette:
+        return Starlette(
+            routes=[*routes(self.intake()), *self._extra_routes],
+            lifespan=self.lifespan,
+            exception_handlers=json_error_handlers(),
+        )

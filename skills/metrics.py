@@ -1,0 +1,85 @@
+"""`metricas [nome]`: a metric now (last 15 minutes) against the same window on previous days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from skills.baseline import Reference, reference
+from skills.core import Invocation, Reply, Section, SkillContext, SkillError, normalize
+from skills.formatting import number, percent
+from storage.store import Store
+
+WINDOW = timedelta(minutes=15)
+_VOLUME = ("transacoes", "transactions", "volume", "tpm")
+_APPROVAL = ("aprovacao", "approval", "approval rate", "taxa de aprovacao", "aprovadas")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    totals: dict[str, int]
+    normal: Reference
+
+
+def _window(store: Store, now: datetime) -> Window:
+    end = now.replace(second=0, microsecond=0)
+    start = end - WINDOW
+    return Window(totals=store.totals_by_status(start, end), normal=reference(store, start, end))
+
+
+def _versus(ctx: SkillContext, now_text: str, normal_text: str | None, ratio: float | None) -> str:
+    if normal_text is None:
+        return f"{now_text} " + ctx.tr("(sem histórico)", "(no history)")
+    change = ""
+    if ratio is not None:
+        change = f", {number(ratio, ctx.lang, 1)}×"
+    return f"{now_text} " + ctx.tr(f"(normal {normal_text}{change})", f"(normal {normal_text}{change})")
+
+
+def _volume(ctx: SkillContext, w: Window) -> str:
+    minutes = WINDOW.total_seconds() / 60
+    total = sum(w.totals.values())
+    normal = w.normal.total if w.normal.days else None
+    return ctx.tr("Transações/min: ", "Transactions/min: ") + _versus(
+        ctx,
+        number(total / minutes, ctx.lang, 1),
+        None if normal is None else number(normal / minutes, ctx.lang, 1),
+        None if not normal else total / normal,
+    )
+
+
+def _share(ctx: SkillContext, w: Window, status: str) -> str:
+    total = sum(w.totals.values())
+    now_share = w.totals.get(status, 0) / total if total else 0.0
+    normal = w.normal.share(status) if w.normal.days else None
+    label = ctx.tr("Aprovação", "Approval rate") if status == "approved" else status
+    return f"{label}: " + _versus(
+        ctx,
+        f"{percent(now_share, ctx.lang)} ({number(w.totals.get(status, 0), ctx.lang)})",
+        None if normal is None else percent(normal, ctx.lang),
+        now_share / normal if normal else None,
+    )
+
+
+async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
+    name = normalize(args)
+    w = await ctx.call(_window, ctx.store, ctx.clock.now())
+    statuses = sorted(set(w.totals) | set(w.normal.totals))
+    if not name:
+        lines = [_volume(ctx, w), _share(ctx, w, "approved")]
+        lines += [_share(ctx, w, s) for s in statuses if s != "approved"]
+    elif name in _VOLUME:
+        lines = [_volume(ctx, w)]
+    elif name in _APPROVAL:
+        lines = [_share(ctx, w, "approved")]
+    elif name in statuses:
+        lines = [_share(ctx, w, name)]
+    else:
+        known = ", ".join(["transacoes", "aprovacao", *statuses])
+        raise SkillError(ctx.tr(f"Métrica `{args.strip()}` desconhecida. Conheço: {known}.",
+                                f"Unknown metric `{args.strip()}`. I know: {known}."))
+    return Reply(
+        title=ctx.tr("📊 Métricas (últimos 15 min vs mesmo horário nos dias anteriores)",
+                     "📊 Metrics (last 15 min vs the same window on previous days)"),
+        sections=(Section(lines=tuple(lines)),),
+    )

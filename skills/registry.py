@@ -1,0 +1,58 @@
+"""The skills registry: every chat command, in one visible tuple."""
+
+from __future__ import annotations
+
+from skills import alerts, anomalies, help, incident, metrics, status
+from skills.core import SkillSpec
+
+SKILLS: tuple[SkillSpec, ...] = (
+    SkillSpec(
+        name="status",
+        aliases=("status do sistema", "como esta o sistema", "como está o sistema", "health"),
+        summary_pt="saúde do feed, do store e dos chats; transações/min; aprovação; alertas",
+        summary_en="health of feed, store and chats; transactions/min; approval; alerts",
+        usage="status",
+        run=status.run,
+    ),
+    SkillSpec(
+        name="alertas",
+        aliases=("alerts", "alertas ativos", "active alerts"),
+        summary_pt="alertas ativos (severidade, desde quando, silenciado?); `todos` inclui resolvidos",
+        summary_en="active alerts (severity, since when, silenced?); `all` includes resolved",
+        usage="alertas [todos]",
+        run=alerts.run,
+    ),
+    SkillSpec(
+        name="anomalias",
+        aliases=("anomalies", "anomalia", "anomaly"),
+        summary_pt="anomalias do detector no período (padrão 1h), explicadas",
+        summary_en="detector findings in the period (default 1h), explained",
+        usage="anomalias [período]",
+        run=anomalies.run,
+    ),
+    SkillSpec(
+        name="metricas",
+        aliases=("metrics", "metrica", "metric"),
+        summary_pt="uma métrica agora vs o normal do horário",
+        summary_en="a metric now vs its normal for this time of day",
+        usage="metricas [nome]",
+        run=metrics.run,
+        presets=(("taxa de aprovacao", "aprovacao"), ("approval rate", "aprovacao")),
+    ),
+    SkillSpec(
+        name="incidente",
+        aliases=("incident", "incidentes", "incidents"),
+        summary_pt="abre um incidente, lista os abertos, ou `incidente fechar N`",
+        summary_en="opens an incident, lists open ones, or `incident close N`",
+        usage="incidente [descrição]",
+        run=incident.run,
+    ),
+    SkillSpec(
+        name="ajuda",
+        aliases=("help", "?", "start", "comandos", "commands"),
+        summary_pt="esta lista",
+        summary_en="this list",
+        usage="ajuda",
+        run=help.run,
+    ),
+)

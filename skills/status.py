@@ -1,0 +1,180 @@
+"""`status`: is the business healthy right now, in one screen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from skills.baseline import Reference, reference
+from skills.core import Invocation, Reply, Section, SkillContext
+from skills.formatting import ago, duration, number, percent, severity_icon
+from storage.records import AlertRecord, AnomalyRecord, IncidentRecord
+from storage.store import Store
+
+WINDOW = timedelta(minutes=15)
+LATE_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    now: datetime
+    store_ok: bool
+    last_minute: datetime | None
+    last_ingest: datetime | None
+    window_totals: dict[str, int]
+    normal: Reference
+    anomalies_last_hour: list[AnomalyRecord]
+    open_anomalies: list[AnomalyRecord]
+    alerts: list[AlertRecord]
+    last_incident: IncidentRecord | None
+    missed_briefing: str | None
+
+
+def take_snapshot(store: Store, now: datetime) -> Snapshot:
+    """Everything `status` shows, read in one go (blocking: run it in a thread)."""
+    last = store.last_minute()
+    # "Now" is the last complete window of the feed's clock, so a late feed does not read as 0/min.
+    end = now.replace(second=0, microsecond=0)
+    start = end - WINDOW
+    ingest = store.get_state("last_ingest_at")
+    return Snapshot(
+        now=now,
+        store_ok=store.ping(),
+        last_minute=last,
+        last_ingest=datetime.fromisoformat(ingest) if ingest else None,
+        window_totals=store.totals_by_status(start, end),
+        normal=reference(store, start, end),
+        anomalies_last_hour=store.anomalies(now - timedelta(hours=1), now),
+        open_anomalies=store.open_anomalies(),
+        alerts=store.alerts(active_only=True),
+        last_incident=next(iter(store.incidents(limit=1)), None),
+        missed_briefing=store.get_state("briefing_missed"),
+    )
+
+
+def _feed_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    if snap.last_minute is None:
+        return [ctx.tr("⚪ Feed: nenhuma transação recebida ainda", "⚪ Feed: no transactions yet")]
+    late = snap.now - (snap.last_minute + timedelta(minutes=1))
+    icon = "🟢" if late <= LATE_AFTER else "🔴"
+    lines = [
+        ctx.tr(
+            f"{icon} Feed: último minuto {ago(ctx, snap.last_minute)}",
+            f"{icon} Feed: last minute {ago(ctx, snap.last_minute)}",
+        )
+    ]
+    if late > LATE_AFTER:
+        lines.append(
+            ctx.tr(
+                f"   atrasado {duration(late, ctx.lang)}: o feed parou?",
+                f"   {duration(late, ctx.lang)} late: has the feed stopped?",
+            )
+        )
+    return lines
+
+
+def _traffic_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    minutes = WINDOW.total_seconds() / 60
+    total = sum(snap.window_totals.values())
+    lang = ctx.lang
+    rate = number(total / minutes, lang, 1)
+    normal = snap.normal
+    if normal.days:
+        normal_rate = number(normal.total / minutes, lang, 1)
+        versus = ctx.tr(
+            f" (normal neste horário: {normal_rate}/min, {normal.days} dias)",
+            f" (normal at this hour: {normal_rate}/min, {normal.days} days)",
+        )
+    else:
+        versus = ctx.tr(" (sem histórico para comparar)", " (no history to compare yet)")
+    lines = [ctx.tr(f"💳 Transações: {rate}/min", f"💳 Transactions: {rate}/min") + versus]
+    approved = snap.window_totals.get("approved", 0)
+    if total:
+        rate_now = percent(approved / total, lang)
+        normal_share = normal.share("approved")
+        versus = (
+            ctx.tr(f" (normal {percent(normal_share, lang)})", f" (normal {percent(normal_share, lang)})")
+            if normal_share is not None
+            else ""
+        )
+        lines.append(ctx.tr(f"✅ Aprovação: {rate_now}", f"✅ Approval rate: {rate_now}") + versus)
+    return lines
+
+
+def _alert_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    if not snap.alerts:
+        return [ctx.tr("🔕 Alertas ativos: nenhum", "🔕 Active alerts: none")]
+    by_severity: dict[str, int] = {}
+    for alert in snap.alerts:
+        by_severity[alert.severity] = by_severity.get(alert.severity, 0) + 1
+    parts = ", ".join(f"{severity_icon(s)} {n} {s}" for s, n in sorted(by_severity.items()))
+    return [ctx.tr(f"🚨 Alertas ativos: {len(snap.alerts)} ({parts})",
+                   f"🚨 Active alerts: {len(snap.alerts)} ({parts})")]
+
+
+def _anomaly_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    n_hour, n_open = len(snap.anomalies_last_hour), len(snap.open_anomalies)
+    lines = [
+        ctx.tr(
+            f"📈 Anomalias na última hora: {n_hour} ({n_open} abertas)",
+            f"📈 Anomalies in the last hour: {n_hour} ({n_open} open)",
+        )
+    ]
+    for anomaly in snap.open_anomalies[:3]:
+        text = anomaly.explanation_pt if ctx.lang == "pt" else anomaly.explanation_en
+        lines.append(f"   {severity_icon(anomaly.severity)} {text}")
+    return lines
+
+
+def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    incident = snap.last_incident
+    if incident is None:
+        return [ctx.tr("📋 Último incidente: nenhum registrado", "📋 Last incident: none recorded")]
+    state = (
+        ctx.tr("aberto", "open")
+        if incident.closed_at is None
+        else ctx.tr("encerrado", "closed")
+    )
+    return [
+        ctx.tr(
+            f"📋 Último incidente: #{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})",
+            f"📋 Last incident: #{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})",
+        )
+    ]
+
+
+def _system_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    store = ctx.tr("ok", "ok") if snap.store_ok else ctx.tr("INDISPONÍVEL", "UNREACHABLE")
+    lines = [ctx.tr(f"🗄️ Store: {ctx.store.dialect} {store}", f"🗄️ Store: {ctx.store.dialect} {store}")]
+    adapters = ctx.adapters()
+    if adapters:
+        lines.append("💬 Chat: " + ", ".join(f"{name} {state}" for name, state in adapters))
+    if snap.missed_briefing:
+        lines.append(
+            ctx.tr(
+                f"⚠️ Briefing não enviado: {snap.missed_briefing}",
+                f"⚠️ Briefing not sent: {snap.missed_briefing}",
+            )
+        )
+    return lines
+
+
+async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
+    snap = await ctx.call(take_snapshot, ctx.store, ctx.clock.now())
+    local_now = ctx.local(snap.now).strftime("%H:%M")
+    healthy = (
+        snap.store_ok
+        and not snap.open_anomalies
+        and not any(a.severity == "critical" for a in snap.alerts)
+        and snap.last_minute is not None
+        and snap.now - snap.last_minute <= LATE_AFTER + timedelta(minutes=1)
+    )
+    head = ctx.tr("Tudo normal", "All normal") if healthy else ctx.tr("Atenção", "Attention")
+    return Reply(
+        title=f"{'🟢' if healthy else '🔴'} nightshift · {head} · {local_now}",
+        sections=(
+            Section(lines=tuple(_feed_lines(ctx, snap) + _traffic_lines(ctx, snap))),
+            Section(lines=tuple(_anomaly_lines(ctx, snap) + _alert_lines(ctx, snap))),
+            Section(lines=tuple(_incident_lines(ctx, snap) + _system_lines(ctx, snap))),
+        ),
+    )

@@ -1,0 +1,165 @@
+"""The store's tables (SQLAlchemy Core) and the UTC datetime column type they share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, stored naive UTC on every backend."""
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+# Per-minute buckets: epoch seconds (UTC) keep the 900k-row history compact and fast to scan.
+counts = Table(
+    "counts",
+    metadata,
+    Column("minute", BigInteger, primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+auth_codes = Table(
+    "auth_codes",
+    metadata,
+    Column("minute", BigInteger, primary_key=True),
+    Column("auth_code", String(8), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("minute", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("amount", Float, nullable=True),
+    Column("merchant_id", String(128), nullable=True),
+    Index("ix_events_minute", "minute"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("alertname", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(32), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=True),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("generator_url", Text, nullable=False),
+    Column("receiver", String(256), nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("first_received", UTCDateTime, nullable=False),
+    Column("last_received", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("acked_by", String(256), nullable=True),
+    Column("acked_at", UTCDateTime, nullable=True),
+    Index("ix_alerts_status", "status"),
+)
+
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("starts_at", UTCDateTime, nullable=True),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Index("ix_alert_history_fingerprint", "fingerprint"),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("statuses", JSON, nullable=False),
+    Column("start", UTCDateTime, nullable=False),
+    Column("end", UTCDateTime, nullable=True),
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("expected", Float, nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("explanation_pt", Text, nullable=False),
+    Column("explanation_en", Text, nullable=False),
+    Column("resolved", Boolean, nullable=False),
+    Index("ix_anomalies_start", "start"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", Text, nullable=False),
+    Column("opened_by", String(256), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("closed_by", String(256), nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Index("ix_audit_at", "at"),
+)
+
+# Small facts the process keeps across restarts: last ingest time, last webhook, ...
+state = Table(
+    "state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,646 @@
+"""The transaction and alert store: SQLAlchemy on SQLite (default) or PostgreSQL.
+
+Exceptions::
+
+    StorageError              the store cannot take or give data (unreachable, locked, ...)
+    └── SchemaTooNew          the database was written by a newer nightshift
+
+All methods are synchronous; async callers run them in `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from storage import schema
+from storage.feed import FeedBatch
+from storage.migrations import SchemaTooNewError, migrate
+from storage.records import (
+    AlertChange,
+    AlertGroup,
+    AlertRecord,
+    AnomalyRecord,
+    AuditEntry,
+    IncidentRecord,
+    IngestResult,
+)
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 2000
+
+
+class StorageError(Exception):
+    """The store could not do what was asked; the message is safe to show."""
+
+
+def _epoch(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    return None if when is None else when.replace(tzinfo=UTC)
+
+
+class Store:
+    """One database, opened and migrated; safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        # SQLite has one writer; serialising writes here avoids "database is locked" storms.
+        self._write_lock = threading.Lock() if self._dialect == "sqlite" else None
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            if self._write_lock is None:
+                with self._engine.begin() as conn:
+                    yield conn
+            else:
+                with self._write_lock, self._engine.begin() as conn:
+                    yield conn
+        except SQLAlchemyError as error:
+            log.warning("store write failed: %s", type(error).__name__)
+            raise StorageError(f"the store could not save ({type(error).__name__})") from error
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise StorageError(f"the store could not be read ({type(error).__name__})") from error
+
+    def _insert(self, table: Table) -> Any:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        if self._dialect == "sqlite":
+            return sqlite.insert(table)
+        raise StorageError(f"unsupported database {self._dialect!r}")
+
+    # -- health -------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True when the database answers."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            value = conn.execute(select(func.max(schema.schema_version.c.version))).scalar()
+        return int(value or 0)
+
+    # -- feed ---------------------------------------------------------------------------------
+
+    def ingest(
+        self, batch: FeedBatch, now: datetime, progress: Callable[[int], object] | None = None
+    ) -> IngestResult:
+        """Store a validated batch in one transaction: counts set, events counted once by id."""
+        new_events = 0
+        with self._write() as conn:
+            if batch.counts:
+                self._upsert_set(
+                    conn,
+                    schema.counts,
+                    [{"minute": r.minute, "status": r.status, "count": r.count} for r in batch.counts],
+                    ("minute", "status"),
+                    progress,
+                )
+            if batch.auth_codes:
+                self._upsert_set(
+                    conn,
+                    schema.auth_codes,
+                    [
+                        {"minute": r.minute, "auth_code": r.auth_code, "count": r.count}
+                        for r in batch.auth_codes
+                    ],
+                    ("minute", "auth_code"),
+                    progress,
+                )
+            if batch.events:
+                new_events = self._add_events(conn, batch)
+                if progress is not None:
+                    progress(len(batch.events))
+            self._set_state(conn, "last_ingest_at", now.isoformat(), now)
+        return IngestResult(accepted=len(batch), new_events=new_events)
+
+    def _upsert_set(
+        self,
+        conn: Connection,
+        table: Table,
+        rows: list[dict[str, Any]],
+        keys: tuple[str, ...],
+        progress: Callable[[int], object] | None,
+    ) -> None:
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={"count": stmt.excluded["count"]}
+        )
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            conn.execute(stmt, chunk)
+            if progress is not None:
+                progress(len(chunk))
+
+    def _add_events(self, conn: Connection, batch: FeedBatch) -> int:
+        """Insert events not seen before; only those returned as inserted add to the buckets."""
+        by_id = {e.id: e for e in batch.events}
+        inserted: list[str] = []
+        rows = [
+            {
+                "id": e.id,
+                "minute": e.minute,
+                "status": e.status,
+                "amount": e.amount,
+                "merchant_id": e.merchant_id,
+            }
+            for e in batch.events
+        ]
+        for start in range(0, len(rows), _CHUNK):
+            stmt = (
+                self._insert(schema.events)
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(schema.events.c.id)
+            )
+            result = conn.execute(stmt, rows[start : start + _CHUNK])
+            inserted.extend(str(r[0]) for r in result)
+        increments: dict[tuple[int, str], int] = defaultdict(int)
+        for event_id in inserted:
+            e = by_id[event_id]
+            increments[(e.minute, e.status)] += 1
+        if increments:
+            stmt = self._insert(schema.counts)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["minute", "status"],
+                set_={"count": schema.counts.c["count"] + stmt.excluded["count"]},
+            )
+            conn.execute(
+                stmt,
+                [{"minute": m, "status": s, "count": c} for (m, s), c in increments.items()],
+            )
+        return len(inserted)
+
+    def counts_frame(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Buckets with start <= minute < end: columns `minute` (UTC), `status`, `count`."""
+        return self._frame(schema.counts, "status", start, end)
+
+    def auth_codes_frame(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Authorization-code buckets: `minute` (UTC), `auth_code`, `count`."""
+        return self._frame(schema.auth_codes, "auth_code", start, end)
+
+    def _frame(self, table: Table, key: str, start: datetime, end: datetime) -> pd.DataFrame:
+        query = select(table.c.minute, table.c[key], table.c["count"]).where(
+            table.c.minute >= _epoch(start), table.c.minute < _epoch(end)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame(
+            {
+                "minute": pd.to_datetime([r[0] for r in rows], unit="s", utc=True),
+                key: pd.Series([r[1] for r in rows], dtype="object"),
+                "count": pd.Series([r[2] for r in rows], dtype="int64"),
+            }
+        )
+        return frame
+
+    def merchants_frame(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Events by minute, status and merchant: `minute`, `status`, `merchant_id`, `count`."""
+        e = schema.events
+        query = (
+            select(e.c.minute, e.c.status, e.c.merchant_id, func.count())
+            .where(e.c.minute >= _epoch(start), e.c.minute < _epoch(end))
+            .where(e.c.merchant_id.is_not(None))
+            .group_by(e.c.minute, e.c.status, e.c.merchant_id)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame(
+            {
+                "minute": pd.to_datetime([r[0] for r in rows], unit="s", utc=True),
+                "status": pd.Series([r[1] for r in rows], dtype="object"),
+                "merchant_id": pd.Series([r[2] for r in rows], dtype="object"),
+                "count": pd.Series([r[3] for r in rows], dtype="int64"),
+            }
+        )
+
+    def totals_by_status(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Transactions per status with start <= minute < end."""
+        c = schema.counts
+        query = (
+            select(c.c.status, func.sum(c.c["count"]))
+            .where(c.c.minute >= _epoch(start), c.c.minute < _epoch(end))
+            .group_by(c.c.status)
+        )
+        with self._read() as conn:
+            return {str(s): int(n or 0) for s, n in conn.execute(query).all()}
+
+    def hourly_totals(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
+        """(hour start UTC, status, count) for start <= minute < end, summed in the database."""
+        c = schema.counts
+        hour = (c.c.minute - c.c.minute % 3600).label("hour")
+        query = (
+            select(hour, c.c.status, func.sum(c.c["count"]))
+            .where(c.c.minute >= _epoch(start), c.c.minute < _epoch(end))
+            .group_by(hour, c.c.status)
+        )
+        with self._read() as conn:
+            return [
+                (datetime.fromtimestamp(int(h), UTC), str(s), int(n or 0))
+                for h, s, n in conn.execute(query).all()
+            ]
+
+    def last_minute(self) -> datetime | None:
+        """The newest minute that has any bucket."""
+        with self._read() as conn:
+            value = conn.execute(select(func.max(schema.counts.c.minute))).scalar()
+        return None if value is None else datetime.fromtimestamp(int(value), UTC)
+
+    def first_minute(self) -> datetime | None:
+        with self._read() as conn:
+            value = conn.execute(select(func.min(schema.counts.c.minute))).scalar()
+        return None if value is None else datetime.fromtimestamp(int(value), UTC)
+
+    def delete_counts_before(self, before: datetime) -> int:
+        """Retention: drop minute buckets, codes and events older than `before`."""
+        cut = _epoch(before)
+        deleted = 0
+        with self._write() as conn:
+            for table in (schema.counts, schema.auth_codes, schema.events):
+                deleted += conn.execute(delete(table).where(table.c.minute < cut)).rowcount or 0
+        return deleted
+
+    # -- small state --------------------------------------------------------------------------
+
+    def _set_state(self, conn: Connection, key: str, value: str, now: datetime) -> None:
+        stmt = self._insert(schema.state).values(key=key, value=value, updated_at=now)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["key"], set_={"value": value, "updated_at": now}
+            )
+        )
+
+    def set_state(self, key: str, value: str, now: datetime) -> None:
+        with self._write() as conn:
+            self._set_state(conn, key, value, now)
+
+    def get_state(self, key: str) -> str | None:
+        with self._read() as conn:
+            value = conn.execute(
+                select(schema.state.c.value).where(schema.state.c.key == key)
+            ).scalar()
+        return None if value is None else str(value)
+
+    # -- alerts -------------------------------------------------------------------------------
+
+    def apply_alert_group(self, group: AlertGroup, now: datetime) -> list[AlertChange]:
+        """Store a webhook's alerts; returns the state changes (none for a re-sent group)."""
+        a = schema.alerts
+        changes: list[AlertChange] = []
+        fingerprints = [alert.fingerprint for alert in group.alerts]
+        with self._write() as conn:
+            known = {
+                row.fingerprint: row
+                for row in conn.execute(
+                    select(a.c.fingerprint, a.c.status, a.c.ends_at).where(
+                        a.c.fingerprint.in_(fingerprints)
+                    )
+                )
+            }
+            for alert in group.alerts:
+                values = {
+                    "alertname": alert.alertname,
+                    "status": alert.status,
+                    "severity": alert.severity,
+                    "labels": dict(alert.labels),
+                    "annotations": dict(alert.annotations),
+                    "starts_at": alert.starts_at,
+                    "ends_at": alert.ends_at,
+                    "generator_url": alert.generator_url,
+                    "receiver": group.receiver,
+                    "group_key": group.group_key,
+                    "last_received": now,
+                }
+                old = known.get(alert.fingerprint)
+                if old is None:
+                    conn.execute(
+                        insert(a).values(
+                            fingerprint=alert.fingerprint,
+                            first_received=now,
+                            changed_at=now,
+                            **values,
+                        )
+                    )
+                    changes.append(AlertChange(alert.fingerprint, None, alert.status))
+                elif old.status != alert.status:
+                    if alert.status == "firing":
+                        values.update(acked_by=None, acked_at=None)
+                    conn.execute(
+                        update(a)
+                        .where(a.c.fingerprint == alert.fingerprint)
+                        .values(changed_at=now, **values)
+                    )
+                    changes.append(AlertChange(alert.fingerprint, str(old.status), alert.status))
+                else:
+                    conn.execute(
+                        update(a)
+                        .where(a.c.fingerprint == alert.fingerprint)
+                        .values(last_received=now, annotations=dict(alert.annotations))
+                    )
+                    continue
+                conn.execute(
+                    insert(schema.alert_history).values(
+                        fingerprint=alert.fingerprint,
+                        status=alert.status,
+                        at=now,
+                        starts_at=alert.starts_at,
+                        ends_at=alert.ends_at,
+                    )
+                )
+                known[alert.fingerprint] = None  # a duplicate in the same payload is a repeat
+            self._set_state(conn, "last_webhook_at", now.isoformat(), now)
+        return changes
+
+    def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
+        """Alerts, newest change first; active means firing."""
+        a = schema.alerts
+        query = select(a).order_by(a.c.changed_at.desc()).limit(limit)
+        if active_only:
+            query = query.where(a.c.status == "firing")
+        with self._read() as conn:
+            return [_alert(row._mapping) for row in conn.execute(query)]
+
+    def alert(self, fingerprint: str) -> AlertRecord | None:
+        a = schema.alerts
+        with self._read() as conn:
+            row = conn.execute(select(a).where(a.c.fingerprint == fingerprint)).first()
+        return None if row is None else _alert(row._mapping)
+
+    def find_alerts(self, target: str) -> list[AlertRecord]:
+        """Alerts whose fingerprint starts with `target` or whose alertname is `target`."""
+        a = schema.alerts
+        escaped = target.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (
+            select(a)
+            .where(
+                or_(
+                    a.c.fingerprint.like(f"{escaped}%", escape="\\"),
+                    func.lower(a.c.alertname) == target.lower(),
+                )
+            )
+            .order_by(a.c.changed_at.desc())
+            .limit(50)
+        )
+        with self._read() as conn:
+            return [_alert(row._mapping) for row in conn.execute(query)]
+
+    def ack_alert(self, fingerprint: str, who: str, now: datetime) -> bool:
+        a = schema.alerts
+        with self._write() as conn:
+            result = conn.execute(
+                update(a).where(a.c.fingerprint == fingerprint).values(acked_by=who, acked_at=now)
+            )
+        return bool(result.rowcount)
+
+    def alert_counts_since(self, since: datetime) -> dict[str, int]:
+        """How many alerts fired and resolved since `since` (from the history)."""
+        h = schema.alert_history
+        query = select(h.c.status, func.count()).where(h.c.at >= since).group_by(h.c.status)
+        with self._read() as conn:
+            return {str(s): int(n) for s, n in conn.execute(query).all()}
+
+    # -- anomalies ----------------------------------------------------------------------------
+
+    def save_anomaly(self, record: AnomalyRecord) -> None:
+        """Insert or update a detector episode by its key."""
+        values = {
+            "kind": record.kind,
+            "metric": record.metric,
+            "statuses": list(record.statuses),
+            "start": record.start,
+            "end": record.end,
+            "detected_at": record.detected_at,
+            "updated_at": record.updated_at,
+            "severity": record.severity,
+            "score": record.score,
+            "expected": record.expected,
+            "observed": record.observed,
+            "explanation_pt": record.explanation_pt,
+            "explanation_en": record.explanation_en,
+            "resolved": record.resolved,
+        }
+        with self._write() as conn:
+            stmt = self._insert(schema.anomalies).values(key=record.key, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
+
+    def anomalies(
+        self, start: datetime, end: datetime, *, open_only: bool = False
+    ) -> list[AnomalyRecord]:
+        """Episodes overlapping [start, end), newest first."""
+        n = schema.anomalies
+        query = (
+            select(n)
+            .where(n.c.start < end, or_(n.c.end.is_(None), n.c.end >= start))
+            .order_by(n.c.start.desc())
+            .limit(500)
+        )
+        if open_only:
+            query = query.where(n.c.resolved.is_(False))
+        with self._read() as conn:
+            return [_anomaly(row._mapping) for row in conn.execute(query)]
+
+    def open_anomalies(self) -> list[AnomalyRecord]:
+        n = schema.anomalies
+        query = select(n).where(n.c.resolved.is_(False)).order_by(n.c.start.desc())
+        with self._read() as conn:
+            return [_anomaly(row._mapping) for row in conn.execute(query)]
+
+    # -- incidents ----------------------------------------------------------------------------
+
+    def open_incident(self, title: str, who: str, now: datetime) -> IncidentRecord:
+        i = schema.incidents
+        with self._write() as conn:
+            new_id = conn.execute(
+                insert(i).values(title=title, opened_by=who, opened_at=now).returning(i.c.id)
+            ).scalar_one()
+        return IncidentRecord(id=int(new_id), title=title, opened_by=who, opened_at=now)
+
+    def close_incident(self, incident_id: int, who: str, now: datetime) -> IncidentRecord | None:
+        i = schema.incidents
+        with self._write() as conn:
+            conn.execute(
+                update(i)
+                .where(and_(i.c.id == incident_id, i.c.closed_at.is_(None)))
+                .values(closed_by=who, closed_at=now)
+            )
+            row = conn.execute(select(i).where(i.c.id == incident_id)).first()
+        return None if row is None else _incident(row._mapping)
+
+    def incidents(self, *, open_only: bool = False, limit: int = 20) -> list[IncidentRecord]:
+        i = schema.incidents
+        query = select(i).order_by(i.c.opened_at.desc(), i.c.id.desc()).limit(limit)
+        if open_only:
+            query = query.where(i.c.closed_at.is_(None))
+        with self._read() as conn:
+            return [_incident(row._mapping) for row in conn.execute(query)]
+
+    # -- audit --------------------------------------------------------------------------------
+
+    def record_audit(
+        self, actor: str, action: str, detail: Mapping[str, object], outcome: str, at: datetime
+    ) -> None:
+        """One line of the audit trail: who did what, with which parameters, and how it ended."""
+        with self._write() as conn:
+            conn.execute(
+                insert(schema.audit).values(
+                    at=at, actor=actor, action=action, detail=dict(detail), outcome=outcome
+                )
+            )
+
+    def audit_entries(self, action_prefix: str | None = None, limit: int = 20) -> list[AuditEntry]:
+        t = schema.audit
+        query = select(t).order_by(t.c.at.desc(), t.c.id.desc()).limit(limit)
+        if action_prefix:
+            query = query.where(t.c.action.startswith(action_prefix, autoescape=True))
+        with self._read() as conn:
+            return [
+                AuditEntry(
+                    at=_aware(row.at) or row.at,
+                    actor=row.actor,
+                    action=row.action,
+                    detail=dict(row.detail or {}),
+                    outcome=row.outcome,
+                )
+                for row in conn.execute(query)
+            ]
+
+
+def _alert(row: Mapping[str, Any]) -> AlertRecord:
+    return AlertRecord(
+        fingerprint=row["fingerprint"],
+        alertname=row["alertname"],
+        status=row["status"],
+        severity=row["severity"],
+        labels=dict(row["labels"] or {}),
+        annotations=dict(row["annotations"] or {}),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        generator_url=row["generator_url"],
+        receiver=row["receiver"],
+        group_key=row["group_key"],
+        first_received=row["first_received"],
+        last_received=row["last_received"],
+        changed_at=row["changed_at"],
+        acked_by=row["acked_by"],
+        acked_at=row["acked_at"],
+    )
+
+
+def _anomaly(row: Mapping[str, Any]) -> AnomalyRecord:
+    return AnomalyRecord(
+        key=row["key"],
+        kind=row["kind"],
+        metric=row["metric"],
+        statuses=tuple(row["statuses"] or ()),
+        start=row["start"],
+        end=row["end"],
+        detected_at=row["detected_at"],
+        updated_at=row["updated_at"],
+        severity=row["severity"],
+        score=float(row["score"]),
+        expected=float(row["expected"]),
+        observed=float(row["observed"]),
+        explanation_pt=row["explanation_pt"],
+        explanation_en=row["explanation_en"],
+        resolved=bool(row["resolved"]),
+    )
+
+
+def _incident(row: Mapping[str, Any]) -> IncidentRecord:
+    return IncidentRecord(
+        id=int(row["id"]),
+        title=row["title"],
+        opened_by=row["opened_by"],
+        opened_at=row["opened_at"],
+        closed_by=row["closed_by"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: an acknowledged write survives a power cut, not only a crashed process.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def open_store(url: str, *, migrate_schema: bool = True) -> Store:
+    """Open (and by default migrate) the database at a SQLAlchemy URL."""
+    try:
+        if url.startswith("sqlite"):
+            memory = url in ("sqlite://", "sqlite:///:memory:")
+            engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                poolclass=StaticPool if memory else None,
+            )
+            if not memory:
+                event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    except (ArgumentError, ImportError, SQLAlchemyError) as error:
+        raise StorageError(f"cannot use database URL: {error}") from None
+    if migrate_schema:
+        try:
+            migrate(engine, datetime.now(UTC))
+        except SchemaTooNewError as error:
+            engine.dispose()
+            raise StorageError(str(error)) from None
+        except SQLAlchemyError as error:
+            engine.dispose()
+            reason = str(error.orig if hasattr(error, "orig") else error).splitlines()[0]
+            raise StorageError(f"cannot open the database: {reason}") from None
+    return Store(engine)

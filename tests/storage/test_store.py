@@ -1,0 +1,189 @@
+"""The store on SQLite and PostgreSQL: idempotent feed, alert state, records, schema versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert
+
+from storage import schema
+from storage.feed import load_file, parse_json
+from storage.migrations import HEAD
+from storage.records import AlertGroup, AlertIn, AnomalyRecord
+from storage.store import StorageError, Store, open_store
+from tests.conftest import DATA
+
+SP = ZoneInfo("America/Sao_Paulo")
+NOW = datetime(2025, 7, 14, 15, 0, tzinfo=UTC)
+EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+def test_cloudwalk_file_twice_changes_no_count(store: Store) -> None:
+    batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
+    store.ingest(batch, NOW)
+    first = store.totals_by_status(*EVERYTHING)
+    store.ingest(batch, NOW)
+    assert store.totals_by_status(*EVERYTHING) == first
+    # LABELS.md: approved is about 117 a minute over 4320 minutes.
+    assert 480_000 < first["approved"] < 530_000
+    assert set(first) == {"approved", "denied", "failed", "reversed", "backend_reversed", "refunded"}
+
+
+def test_count_row_sets_its_bucket(store: Store) -> None:
+    rows = '[{"timestamp": "2025-07-14T03:00:00Z", "status": "approved", "count": 10}]'
+    store.ingest(parse_json(rows, default_date=date.today(), tz=SP), NOW)
+    store.ingest(parse_json(rows.replace("10", "12"), default_date=date.today(), tz=SP), NOW)
+    assert store.totals_by_status(*EVERYTHING) == {"approved": 12}
+
+
+def test_events_are_counted_once_by_id(store: Store) -> None:
+    rows = """[
+      {"id": "tx-1", "timestamp": "2025-07-14T03:00:10Z", "status": "failed", "amount": 10.5,
+       "merchant_id": "m-9"},
+      {"id": "tx-2", "timestamp": "2025-07-14T03:00:50Z", "status": "failed", "merchant_id": "m-9"},
+      {"id": "tx-1", "timestamp": "2025-07-14T03:00:10Z", "status": "failed"}
+    ]"""
+    batch = parse_json(rows, default_date=date.today(), tz=SP)
+    assert store.ingest(batch, NOW).new_events == 2
+    assert store.ingest(batch, NOW).new_events == 0
+    assert store.totals_by_status(*EVERYTHING) == {"failed": 2}
+    merchants = store.merchants_frame(*EVERYTHING)
+    assert merchants.to_dict("records") == [
+        {"minute": datetime(2025, 7, 14, 3, 0, tzinfo=UTC), "status": "failed",
+         "merchant_id": "m-9", "count": 2}
+    ]
+
+
+def test_counts_frame_is_utc_and_bounded(store: Store) -> None:
+    batch = load_file(DATA / "transactions_1.csv", default_date=date(2025, 7, 12), tz=SP)
+    store.ingest(batch, NOW)
+    # 00h 00 in São Paulo is 03:00 UTC.
+    start = datetime(2025, 7, 12, 3, 0, tzinfo=UTC)
+    frame = store.counts_frame(start, start + timedelta(minutes=1))
+    assert set(frame["status"]) == {"approved", "denied", "refunded"}
+    assert frame["minute"].dt.tz is not None
+    assert store.last_minute() == datetime(2025, 7, 13, 2, 59, tzinfo=UTC)
+
+
+def _group(*alerts: AlertIn) -> AlertGroup:
+    return AlertGroup(receiver="nightshift", status="firing", group_key="{}:{}", alerts=alerts)
+
+
+def _alert(status: str = "firing", fingerprint: str = "abc123") -> AlertIn:
+    return AlertIn(
+        fingerprint=fingerprint,
+        status=status,
+        labels={"alertname": "HighErrorRate", "severity": "critical"},
+        annotations={"summary": "errors"},
+        starts_at=NOW - timedelta(minutes=5),
+        ends_at=None if status == "firing" else NOW,
+    )
+
+
+def test_alert_lifecycle_is_idempotent(store: Store) -> None:
+    changes = store.apply_alert_group(_group(_alert()), NOW)
+    assert [(c.old_status, c.new_status) for c in changes] == [(None, "firing")]
+    assert store.apply_alert_group(_group(_alert()), NOW + timedelta(minutes=1)) == []
+    assert [a.fingerprint for a in store.alerts()] == ["abc123"]
+    resolved = store.apply_alert_group(_group(_alert("resolved")), NOW + timedelta(minutes=2))
+    assert [(c.old_status, c.new_status) for c in resolved] == [("firing", "resolved")]
+    assert store.alerts() == []
+    record = store.alerts(active_only=False)[0]
+    assert record.status == "resolved" and record.ends_at == NOW
+    assert record.first_received == NOW
+    assert store.alert_counts_since(NOW - timedelta(hours=1)) == {"firing": 1, "resolved": 1}
+
+
+def test_alert_ack_and_lookup(store: Store) -> None:
+    store.apply_alert_group(_group(_alert()), NOW)
+    assert store.ack_alert("abc123", "telegram:1", NOW)
+    assert store.alerts()[0].acked_by == "telegram:1"
+    assert [a.fingerprint for a in store.find_alerts("abc")] == ["abc123"]
+    assert [a.fingerprint for a in store.find_alerts("higherrorrate")] == ["abc123"]
+    assert store.find_alerts("%") == []
+
+
+def test_anomaly_upsert_and_period(store: Store) -> None:
+    record = AnomalyRecord(
+        key="surge:failed:1", kind="surge", metric="failed", statuses=("failed",),
+        start=NOW - timedelta(minutes=30), end=None, detected_at=NOW - timedelta(minutes=28),
+        updated_at=NOW, severity="critical", score=0.97, expected=0.1, observed=12.3,
+        explanation_pt="failed em 12,3%", explanation_en="failed at 12.3%", resolved=False,
+    )
+    store.save_anomaly(record)
+    store.save_anomaly(record)
+    assert [a.key for a in store.open_anomalies()] == ["surge:failed:1"]
+    closed = AnomalyRecord(**{**{f: getattr(record, f) for f in record.__slots__},
+                              "end": NOW, "resolved": True})
+    store.save_anomaly(closed)
+    assert store.open_anomalies() == []
+    assert store.anomalies(NOW - timedelta(hours=1), NOW + timedelta(minutes=1))[0].resolved
+    assert store.anomalies(NOW + timedelta(hours=1), NOW + timedelta(hours=2)) == []
+
+
+def test_incidents_and_audit(store: Store) -> None:
+    opened = store.open_incident("approvals falling", "telegram:1", NOW)
+    assert [i.id for i in store.incidents(open_only=True)] == [opened.id]
+    closed = store.close_incident(opened.id, "telegram:1", NOW + timedelta(hours=1))
+    assert closed is not None and closed.closed_by == "telegram:1"
+    assert store.incidents(open_only=True) == []
+    store.record_audit("telegram:1", "runbook.run", {"name": "disk-space"}, "ok", NOW)
+    store.record_audit("slack:U1", "chat.refused", {"text": "status"}, "refused", NOW)
+    entries = store.audit_entries("runbook.")
+    assert [(e.actor, e.detail, e.outcome) for e in entries] == [
+        ("telegram:1", {"name": "disk-space"}, "ok")
+    ]
+
+
+def test_reopening_keeps_data_and_version(database_url: str) -> None:
+    first = open_store(database_url)
+    first.open_incident("kept", "console:op", NOW)
+    first.close()
+    again = open_store(database_url)
+    assert again.schema_version() == HEAD
+    assert [i.title for i in again.incidents()] == ["kept"]
+    again.close()
+
+
+def test_database_from_a_newer_nightshift_is_refused(database_url: str) -> None:
+    opened = open_store(database_url)
+    with opened.engine.begin() as conn:
+        conn.execute(insert(schema.schema_version).values(version=HEAD + 5, applied_at=NOW))
+    opened.close()
+    with pytest.raises(StorageError, match="newer than this nightshift"):
+        open_store(database_url)
+
+
+def test_unreachable_database_is_a_storage_error() -> None:
+    dead = open_store("postgresql+psycopg://nobody@127.0.0.1:1/none", migrate_schema=False)
+    assert not dead.ping()
+    with pytest.raises(StorageError):
+        dead.totals_by_status(*EVERYTHING)
+    with pytest.raises(StorageError):
+        open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    opened = open_store(f"sqlite:///{tmp_path / 'wal.db'}")
+    with opened.engine.connect() as conn:
+        mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+    opened.close()
+    assert mode == "wal"
+
+
+def test_retention_drops_old_minutes_only(store: Store) -> None:
+    rows = (
+        '[{"timestamp": "2025-01-01T00:00:00Z", "status": "approved", "count": 1},'
+        ' {"timestamp": "2025-07-14T00:00:00Z", "status": "approved", "count": 2}]'
+    )
+    store.ingest(parse_json(rows, default_date=date.today(), tz=SP), NOW)
+    assert store.delete_counts_before(datetime(2025, 6, 1, tzinfo=UTC)) == 1
+    assert store.totals_by_status(*EVERYTHING) == {"approved": 2}
+
+
+def test_naive_datetimes_are_rejected(sqlite_store: Store) -> None:
+    with pytest.raises(StorageError):
+        sqlite_store.set_state("k", "v", datetime(2025, 1, 1))  # noqa: DTZ001 - the point
