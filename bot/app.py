@@ -16,6 +16,8 @@ from bot.console import ConsoleChat
 from bot.http import Intake, json_error_handlers, routes
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.slack import SlackAdapter
+from bot.telegram import TelegramAdapter
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
 from skills.registry import SKILLS
@@ -79,11 +81,50 @@ class App:
         if console if console is not None else not chat_configured:
             self.console = ConsoleChat(core.handle)
             core.adapter_states["console"] = self.console.state
+        self.telegram: TelegramAdapter | None = None
+        self.slack: SlackAdapter | None = None
         self._background: list[asyncio.Task[None]] = []
         self._extra_routes: list[BaseRoute] = []
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_console_exit: Callable[[], None] | None = None
+        self._build_chat(settings)
+
+    def _build_chat(self, settings: Settings) -> None:
+        """The chat platforms whose tokens are set, each with its routes and lifecycle."""
+        commands = [
+            (s.name, s.summary_pt if settings.lang == "pt" else s.summary_en)
+            for s in self.core.dispatcher.router.skills
+        ]
+        if settings.telegram_bot_token:
+            secret = settings.telegram_webhook_secret
+            self.telegram = TelegramAdapter(
+                token=settings.telegram_bot_token.value,
+                api_url=settings.telegram_api_url,
+                chat_ids=settings.telegram_chat_ids,
+                mode=settings.telegram_mode,
+                webhook_secret=secret.value if secret else None,
+                handle=self.core.handle,
+                commands=commands,
+            )
+            self._add_adapter("telegram", self.telegram)
+        if settings.slack_bot_token:
+            signing, app_token = settings.slack_signing_secret, settings.slack_app_token
+            self.slack = SlackAdapter(
+                bot_token=settings.slack_bot_token.value,
+                signing_secret=signing.value if signing else None,
+                app_token=app_token.value if app_token else None,
+                api_url=settings.slack_api_url,
+                channel=settings.slack_channel,
+                handle=self.core.handle,
+            )
+            self._add_adapter("slack", self.slack)
+
+    def _add_adapter(self, name: str, adapter: TelegramAdapter | SlackAdapter) -> None:
+        self.core.adapter_states[name] = adapter.state
+        self._extra_routes.extend(adapter.routes())
+        self._startup.append(adapter.start)
+        self._shutdown.append(adapter.stop)
 
     async def on_alerts(self, changes: list[AlertChange]) -> None:
         """Alert state changes from a webhook, already stored."""
@@ -95,8 +136,10 @@ class App:
                 continue
             icon = "🔴" if change.new_status == "firing" else "✅"
             await self.console.push(
-                Reply(title=f"{icon} {alert.severity} {alert.alertname}: {change.new_status}"
-                      + (f" — {alert.summary}" if alert.summary else ""))
+                Reply(
+                    title=f"{icon} {alert.severity} {alert.alertname}: {change.new_status}"
+                    + (f" — {alert.summary}" if alert.summary else "")
+                )
             )
 
     def intake(self) -> Intake:

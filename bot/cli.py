@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.app import App, Core, build_core
 from bot.console import ConsoleChat, login_name
@@ -36,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings: Settings = args.settings
     settings.check_serve()
+    # python-telegram-bot 22 warns on every retry_after unless told to use timedeltas.
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
     core = _core(args)
     app = App(core)
     config = uvicorn.Config(
@@ -141,8 +146,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise CliError(f"NIGHTSHIFT_DATABASE_URL: {error}") from None
     finally:
         core.close()
-    print(f"ingested {total} rows from {len(batches)} file(s) in "
-          f"{time.perf_counter() - started:.2f}s", file=sys.stderr)
+    print(
+        f"ingested {total} rows from {len(batches)} file(s) in "
+        f"{time.perf_counter() - started:.2f}s",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -197,12 +205,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_commands() -> list[object]:
+def _optional_commands() -> list[Any]:
     """Sub-command modules that register themselves (`register(subparsers)`)."""
-    modules: list[object] = []
+    modules: list[Any] = []
     for name in ("bot.offline", "bot.runbook_cli", "bot.jobs_cli", "bot.demo"):
         try:
-            modules.append(__import__(name, fromlist=["register"]))
+            modules.append(importlib.import_module(name))
         except ModuleNotFoundError as error:
             if error.name != name:
                 raise

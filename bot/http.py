@@ -36,20 +36,20 @@ class _AlertV4(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime  # noqa: N815 - Alertmanager's field names
-    endsAt: datetime | None = None  # noqa: N815
-    generatorURL: str = ""  # noqa: N815
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
     fingerprint: str = Field(min_length=1, max_length=64)
 
 
 class _WebhookV4(BaseModel):
     model_config = ConfigDict(extra="ignore")
     version: Literal["4"]
-    groupKey: str  # noqa: N815
+    groupKey: str
     status: Literal["firing", "resolved"]
     receiver: str
     alerts: list[_AlertV4] = Field(max_length=50_000)
-    externalURL: str = ""  # noqa: N815
+    externalURL: str = ""
 
 
 def _when(value: datetime | None) -> datetime | None:
@@ -138,9 +138,13 @@ def routes(intake: Intake) -> list[Route]:
 
     async def guarded_body(request: Request, route: str) -> bytes | Response:
         if not intake.authorized(request):
-            intake.metrics.inc("nightshift_http_rejected_total", "Rejected requests.", route=route,
-                               reason="401")
-            return _error(401, "missing or wrong bearer token",)
+            intake.metrics.inc(
+                "nightshift_http_rejected_total", "Rejected requests.", route=route, reason="401"
+            )
+            return _error(
+                401,
+                "missing or wrong bearer token",
+            )
         try:
             return await _read_body(request, intake.max_body)
         except BodyTooLarge:
@@ -153,22 +157,25 @@ def routes(intake: Intake) -> list[Route]:
         try:
             group = parse_alertmanager(body)
         except ValueError as error:
-            intake.metrics.inc("nightshift_webhooks_total", "Alertmanager webhooks.",
-                               outcome="invalid")
+            intake.metrics.inc(
+                "nightshift_webhooks_total", "Alertmanager webhooks.", outcome="invalid"
+            )
             return _error(422, str(error))
         try:
             changes = await asyncio.to_thread(
                 intake.store.apply_alert_group, group, intake.clock.now()
             )
         except StorageError as error:
-            intake.metrics.inc("nightshift_webhooks_total", "Alertmanager webhooks.",
-                               outcome="unavailable")
+            intake.metrics.inc(
+                "nightshift_webhooks_total", "Alertmanager webhooks.", outcome="unavailable"
+            )
             return _error(503, f"store unavailable, retry later ({error})")
         intake.metrics.inc("nightshift_webhooks_total", "Alertmanager webhooks.", outcome="stored")
         if changes and intake.on_alerts is not None:
             await intake.on_alerts(changes)
-        return JSONResponse({"status": "stored", "alerts": len(group.alerts),
-                             "changed": len(changes)})
+        return JSONResponse(
+            {"status": "stored", "alerts": len(group.alerts), "changed": len(changes)}
+        )
 
     async def transactions(request: Request) -> Response:
         body = await guarded_body(request, "transactions")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Labels = tuple[tuple[str, str], ...]
@@ -74,6 +77,7 @@ class Metrics:
             try:
                 value = read()
             except Exception:  # a gauge whose source is down is left out, not a 500
+                log.debug("gauge %s unavailable", name)
                 continue
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} gauge")

@@ -23,8 +23,15 @@ def _minutes(batch: FeedBatch) -> dict[int, list[dict[str, object]]]:
         rows[a.minute].append({"timestamp": stamp, "auth_code": a.auth_code, "count": a.count})
     for e in batch.events:
         stamp = datetime.fromtimestamp(e.minute, UTC).isoformat()
-        rows[e.minute].append({"id": e.id, "timestamp": stamp, "status": e.status,
-                               "amount": e.amount, "merchant_id": e.merchant_id})
+        rows[e.minute].append(
+            {
+                "id": e.id,
+                "timestamp": stamp,
+                "status": e.status,
+                "amount": e.amount,
+                "merchant_id": e.merchant_id,
+            }
+        )
     return rows
 
 
@@ -46,8 +53,9 @@ def replay(batch: FeedBatch, url: str, *, token: str | None, speed: float) -> in
                 raise CliError(f"--url: {url} did not answer ({type(error).__name__})") from None
             if response.status_code != 200:
                 stamp = datetime.fromtimestamp(minute, UTC).isoformat()
-                raise CliError(f"{url} answered {response.status_code} at {stamp}: "
-                               f"{response.text[:200]}")
+                raise CliError(
+                    f"{url} answered {response.status_code} at {stamp}: {response.text[:200]}"
+                )
             sent += len(rows)
             time.sleep(max(0.0, pause - (time.monotonic() - started)))
     return sent

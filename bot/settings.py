@@ -114,8 +114,12 @@ _NAMES = {
 }
 VARIABLES = tuple(_NAMES.values())
 _SECRETS = {
-    "webhook_token", "slack_bot_token", "slack_signing_secret", "slack_app_token",
-    "telegram_bot_token", "telegram_webhook_secret",
+    "webhook_token",
+    "slack_bot_token",
+    "slack_signing_secret",
+    "slack_app_token",
+    "telegram_bot_token",
+    "telegram_webhook_secret",
 }
 
 
@@ -248,8 +252,10 @@ def load_settings(
         else:
             values[attr] = value
     settings = Settings(**values)  # type: ignore[arg-type]
-    if settings.telegram_mode == "webhook" and settings.telegram_bot_token and not (
-        settings.telegram_webhook_secret
+    if (
+        settings.telegram_mode == "webhook"
+        and settings.telegram_bot_token
+        and not (settings.telegram_webhook_secret)
     ):
         raise SettingsError(
             "NIGHTSHIFT_TELEGRAM_WEBHOOK_SECRET: required when NIGHTSHIFT_TELEGRAM_MODE=webhook"

@@ -30,8 +30,10 @@ async def _live_state(ctx: SkillContext) -> tuple[dict[str, str], str | None]:
         live = await ctx.alertmanager.active_alerts()
     except Exception as error:
         log.warning("alertmanager unreachable: %s", type(error).__name__)
-        return {}, ctx.tr("Alertmanager não respondeu; mostrando o que chegou por webhook.",
-                          "Alertmanager did not answer; showing what came by webhook.")
+        return {}, ctx.tr(
+            "Alertmanager não respondeu; mostrando o que chegou por webhook.",
+            "Alertmanager did not answer; showing what came by webhook.",
+        )
     states: dict[str, str] = {}
     for alert in live:
         status = alert.get("status")
@@ -74,8 +76,10 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     firing = sum(1 for a in alerts if a.status == "firing")
     title = ctx.tr(f"🚨 Alertas ativos: {firing}", f"🚨 Active alerts: {firing}")
     if everything:
-        title = ctx.tr(f"🚨 Alertas (todos): {len(alerts)}, {firing} ativos",
-                       f"🚨 Alerts (all): {len(alerts)}, {firing} active")
+        title = ctx.tr(
+            f"🚨 Alertas (todos): {len(alerts)}, {firing} ativos",
+            f"🚨 Alerts (all): {len(alerts)}, {firing} active",
+        )
     sections = [Section(lines=tuple(lines))]
     if note:
         sections.append(Section(lines=(note,)))

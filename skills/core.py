@@ -120,8 +120,12 @@ class AlertSource(Protocol):
     async def active_alerts(self) -> Sequence[dict[str, object]]: ...
 
     async def create_silence(
-        self, matchers: Sequence[dict[str, object]], starts: datetime, ends: datetime,
-        created_by: str, comment: str,
+        self,
+        matchers: Sequence[dict[str, object]],
+        starts: datetime,
+        ends: datetime,
+        created_by: str,
+        comment: str,
     ) -> str: ...
 
     async def silences(self) -> Sequence[dict[str, object]]: ...

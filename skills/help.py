@@ -17,9 +17,15 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
         title=ctx.tr("🌙 nightshift · comandos", "🌙 nightshift · commands"),
         sections=(
             Section(lines=tuple(lines)),
-            Section(lines=(ctx.tr(
-                "Períodos: 30m, 2h, 1d, última hora, últimas 2 horas. Maiúsculas e acentos tanto faz.",
-                "Periods: 30m, 2h, 1d, last hour, last 2 hours. Case and accents don't matter.",
-            ),)),
+            Section(
+                lines=(
+                    ctx.tr(
+                        "Períodos: 30m, 2h, 1d, última hora, últimas 2 horas. "
+                        "Maiúsculas e acentos tanto faz.",
+                        "Periods: 30m, 2h, 1d, last hour, last 2 hours. "
+                        "Case and accents don't matter.",
+                    ),
+                )
+            ),
         ),
     )

@@ -33,7 +33,9 @@ def _versus(ctx: SkillContext, now_text: str, normal_text: str | None, ratio: fl
     change = ""
     if ratio is not None:
         change = f", {number(ratio, ctx.lang, 1)}×"
-    return f"{now_text} " + ctx.tr(f"(normal {normal_text}{change})", f"(normal {normal_text}{change})")
+    return f"{now_text} " + ctx.tr(
+        f"(normal {normal_text}{change})", f"(normal {normal_text}{change})"
+    )
 
 
 def _volume(ctx: SkillContext, w: Window) -> str:
@@ -76,10 +78,16 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
         lines = [_share(ctx, w, name)]
     else:
         known = ", ".join(["transacoes", "aprovacao", *statuses])
-        raise SkillError(ctx.tr(f"Métrica `{args.strip()}` desconhecida. Conheço: {known}.",
-                                f"Unknown metric `{args.strip()}`. I know: {known}."))
+        raise SkillError(
+            ctx.tr(
+                f"Métrica `{args.strip()}` desconhecida. Conheço: {known}.",
+                f"Unknown metric `{args.strip()}`. I know: {known}.",
+            )
+        )
     return Reply(
-        title=ctx.tr("📊 Métricas (últimos 15 min vs mesmo horário nos dias anteriores)",
-                     "📊 Metrics (last 15 min vs the same window on previous days)"),
+        title=ctx.tr(
+            "📊 Métricas (últimos 15 min vs mesmo horário nos dias anteriores)",
+            "📊 Metrics (last 15 min vs the same window on previous days)",
+        ),
         sections=(Section(lines=tuple(lines)),),
     )

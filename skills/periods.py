@@ -8,14 +8,28 @@ from datetime import timedelta
 from skills.core import SkillError, normalize
 
 _UNITS = {
-    "m": 1, "min": 1, "mins": 1, "minuto": 1, "minutos": 1, "minute": 1, "minutes": 1,
-    "h": 60, "hr": 60, "hrs": 60, "hora": 60, "horas": 60, "hour": 60, "hours": 60,
-    "d": 1440, "dia": 1440, "dias": 1440, "day": 1440, "days": 1440,
+    "m": 1,
+    "min": 1,
+    "mins": 1,
+    "minuto": 1,
+    "minutos": 1,
+    "minute": 1,
+    "minutes": 1,
+    "h": 60,
+    "hr": 60,
+    "hrs": 60,
+    "hora": 60,
+    "horas": 60,
+    "hour": 60,
+    "hours": 60,
+    "d": 1440,
+    "dia": 1440,
+    "dias": 1440,
+    "day": 1440,
+    "days": 1440,
 }
 _WORDS = r"(?:ultim[oa]s?|last|nas?|nos?|in|the|past|de|do|da)"
-_PERIOD = re.compile(
-    rf"^(?:{_WORDS}\s+)*(?P<n>\d+)?\s*(?P<unit>[a-z]+)$"
-)
+_PERIOD = re.compile(rf"^(?:{_WORDS}\s+)*(?P<n>\d+)?\s*(?P<unit>[a-z]+)$")
 MAX_PERIOD = timedelta(days=90)
 
 

@@ -17,7 +17,8 @@ SKILLS: tuple[SkillSpec, ...] = (
     SkillSpec(
         name="alertas",
         aliases=("alerts", "alertas ativos", "active alerts"),
-        summary_pt="alertas ativos (severidade, desde quando, silenciado?); `todos` inclui resolvidos",
+        summary_pt="alertas ativos (severidade, desde quando, silenciado?); "
+        "`todos` inclui resolvidos",
         summary_en="active alerts (severity, since when, silenced?); `all` includes resolved",
         usage="alertas [todos]",
         run=alerts.run,

@@ -1,4 +1,4 @@
-"""The dispatcher: text → skill, permission check, run, and any failure turned into a polite reply."""
+"""The dispatcher: text → skill, permission check, run; any failure becomes a polite reply."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ class Snapshot:
 
 def take_snapshot(store: Store, now: datetime) -> Snapshot:
     """Everything `status` shows, read in one go (blocking: run it in a thread)."""
-    last = store.last_minute()
+    last = store.last_minute(before=now)
     # "Now" is the last complete window of the feed's clock, so a late feed does not read as 0/min.
     end = now.replace(second=0, microsecond=0)
     start = end - WINDOW
@@ -81,9 +81,11 @@ def _traffic_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     normal = snap.normal
     if normal.days:
         normal_rate = number(normal.total / minutes, lang, 1)
+        days_pt = "1 dia" if normal.days == 1 else f"{normal.days} dias"
+        days_en = "1 day" if normal.days == 1 else f"{normal.days} days"
         versus = ctx.tr(
-            f" (normal neste horário: {normal_rate}/min, {normal.days} dias)",
-            f" (normal at this hour: {normal_rate}/min, {normal.days} days)",
+            f" (normal neste horário: {normal_rate}/min, {days_pt})",
+            f" (normal at this hour: {normal_rate}/min, {days_en})",
         )
     else:
         versus = ctx.tr(" (sem histórico para comparar)", " (no history to compare yet)")
@@ -93,7 +95,10 @@ def _traffic_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
         rate_now = percent(approved / total, lang)
         normal_share = normal.share("approved")
         versus = (
-            ctx.tr(f" (normal {percent(normal_share, lang)})", f" (normal {percent(normal_share, lang)})")
+            ctx.tr(
+                f" (normal {percent(normal_share, lang)})",
+                f" (normal {percent(normal_share, lang)})",
+            )
             if normal_share is not None
             else ""
         )
@@ -108,8 +113,12 @@ def _alert_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     for alert in snap.alerts:
         by_severity[alert.severity] = by_severity.get(alert.severity, 0) + 1
     parts = ", ".join(f"{severity_icon(s)} {n} {s}" for s, n in sorted(by_severity.items()))
-    return [ctx.tr(f"🚨 Alertas ativos: {len(snap.alerts)} ({parts})",
-                   f"🚨 Active alerts: {len(snap.alerts)} ({parts})")]
+    return [
+        ctx.tr(
+            f"🚨 Alertas ativos: {len(snap.alerts)} ({parts})",
+            f"🚨 Active alerts: {len(snap.alerts)} ({parts})",
+        )
+    ]
 
 
 def _anomaly_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
@@ -131,21 +140,17 @@ def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     if incident is None:
         return [ctx.tr("📋 Último incidente: nenhum registrado", "📋 Last incident: none recorded")]
     state = (
-        ctx.tr("aberto", "open")
-        if incident.closed_at is None
-        else ctx.tr("encerrado", "closed")
+        ctx.tr("aberto", "open") if incident.closed_at is None else ctx.tr("encerrado", "closed")
     )
-    return [
-        ctx.tr(
-            f"📋 Último incidente: #{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})",
-            f"📋 Last incident: #{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})",
-        )
-    ]
+    detail = f"#{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})"
+    return [ctx.tr(f"📋 Último incidente: {detail}", f"📋 Last incident: {detail}")]
 
 
 def _system_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     store = ctx.tr("ok", "ok") if snap.store_ok else ctx.tr("INDISPONÍVEL", "UNREACHABLE")
-    lines = [ctx.tr(f"🗄️ Store: {ctx.store.dialect} {store}", f"🗄️ Store: {ctx.store.dialect} {store}")]
+    lines = [
+        ctx.tr(f"🗄️ Store: {ctx.store.dialect} {store}", f"🗄️ Store: {ctx.store.dialect} {store}")
+    ]
     adapters = ctx.adapters()
     if adapters:
         lines.append("💬 Chat: " + ", ".join(f"{name} {state}" for name, state in adapters))

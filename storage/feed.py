@@ -233,7 +233,9 @@ class _Collector:
     def batch(self, where: str) -> FeedBatch:
         if self.problems:
             first_row, first_reason = self.problems[0]
-            more = f" (and {len(self.problems) - 1} more bad rows)" if len(self.problems) > 1 else ""
+            more = (
+                f" (and {len(self.problems) - 1} more bad rows)" if len(self.problems) > 1 else ""
+            )
             raise FeedError(f"{where}{first_row}: {first_reason}{more}", self.problems)
         return FeedBatch(
             counts=tuple(CountRow(m, s, c) for (m, s), c in self.counts.items()),
@@ -243,7 +245,15 @@ class _Collector:
 
 
 _KNOWN_HEADERS = {
-    "time", "timestamp", "status", "count", "f0_", "auth_code", "id", "amount", "merchant_id"
+    "time",
+    "timestamp",
+    "status",
+    "count",
+    "f0_",
+    "auth_code",
+    "id",
+    "amount",
+    "merchant_id",
 }
 
 

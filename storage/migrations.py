@@ -14,7 +14,7 @@ from datetime import datetime
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Connection, Engine, func, inspect, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
 
 from storage import schema
 

@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import (
     Connection,
     Engine,
+    RowMapping,
     Table,
     and_,
     create_engine,
@@ -144,7 +145,10 @@ class Store:
                 self._upsert_set(
                     conn,
                     schema.counts,
-                    [{"minute": r.minute, "status": r.status, "count": r.count} for r in batch.counts],
+                    [
+                        {"minute": r.minute, "status": r.status, "count": r.count}
+                        for r in batch.counts
+                    ],
                     ("minute", "status"),
                     progress,
                 )
@@ -291,10 +295,13 @@ class Store:
                 for h, s, n in conn.execute(query).all()
             ]
 
-    def last_minute(self) -> datetime | None:
-        """The newest minute that has any bucket."""
+    def last_minute(self, before: datetime | None = None) -> datetime | None:
+        """The newest minute that has any bucket (and starts before `before`, if given)."""
+        query = select(func.max(schema.counts.c.minute))
+        if before is not None:
+            query = query.where(schema.counts.c.minute < _epoch(before))
         with self._read() as conn:
-            value = conn.execute(select(func.max(schema.counts.c.minute))).scalar()
+            value = conn.execute(query).scalar()
         return None if value is None else datetime.fromtimestamp(int(value), UTC)
 
     def first_minute(self) -> datetime | None:
@@ -340,12 +347,10 @@ class Store:
         changes: list[AlertChange] = []
         fingerprints = [alert.fingerprint for alert in group.alerts]
         with self._write() as conn:
-            known = {
-                row.fingerprint: row
-                for row in conn.execute(
-                    select(a.c.fingerprint, a.c.status, a.c.ends_at).where(
-                        a.c.fingerprint.in_(fingerprints)
-                    )
+            known: dict[str, str] = {
+                str(fingerprint): str(status)
+                for fingerprint, status in conn.execute(
+                    select(a.c.fingerprint, a.c.status).where(a.c.fingerprint.in_(fingerprints))
                 )
             }
             for alert in group.alerts:
@@ -363,6 +368,7 @@ class Store:
                     "last_received": now,
                 }
                 old = known.get(alert.fingerprint)
+                known[alert.fingerprint] = alert.status
                 if old is None:
                     conn.execute(
                         insert(a).values(
@@ -373,7 +379,7 @@ class Store:
                         )
                     )
                     changes.append(AlertChange(alert.fingerprint, None, alert.status))
-                elif old.status != alert.status:
+                elif old != alert.status:
                     if alert.status == "firing":
                         values.update(acked_by=None, acked_at=None)
                     conn.execute(
@@ -381,7 +387,7 @@ class Store:
                         .where(a.c.fingerprint == alert.fingerprint)
                         .values(changed_at=now, **values)
                     )
-                    changes.append(AlertChange(alert.fingerprint, str(old.status), alert.status))
+                    changes.append(AlertChange(alert.fingerprint, old, alert.status))
                 else:
                     conn.execute(
                         update(a)
@@ -398,7 +404,6 @@ class Store:
                         ends_at=alert.ends_at,
                     )
                 )
-                known[alert.fingerprint] = None  # a duplicate in the same payload is a repeat
             self._set_state(conn, "last_webhook_at", now.isoformat(), now)
         return changes
 
@@ -556,7 +561,7 @@ class Store:
             ]
 
 
-def _alert(row: Mapping[str, Any]) -> AlertRecord:
+def _alert(row: RowMapping) -> AlertRecord:
     return AlertRecord(
         fingerprint=row["fingerprint"],
         alertname=row["alertname"],
@@ -577,7 +582,7 @@ def _alert(row: Mapping[str, Any]) -> AlertRecord:
     )
 
 
-def _anomaly(row: Mapping[str, Any]) -> AnomalyRecord:
+def _anomaly(row: RowMapping) -> AnomalyRecord:
     return AnomalyRecord(
         key=row["key"],
         kind=row["kind"],
@@ -597,7 +602,7 @@ def _anomaly(row: Mapping[str, Any]) -> AnomalyRecord:
     )
 
 
-def _incident(row: Mapping[str, Any]) -> IncidentRecord:
+def _incident(row: RowMapping) -> IncidentRecord:
     return IncidentRecord(
         id=int(row["id"]),
         title=row["title"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,12 @@ from storage.store import Store, open_store
 from tests.fakes.clock import FixedClock
 
 pytest_plugins = ["tests.realservers"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # python-telegram-bot 22 warns on each retry_after unless told to use timedeltas (serve does).
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
+
 
 DATA = Path(__file__).parent / "data"
 

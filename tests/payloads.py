@@ -32,7 +32,9 @@ def alert(
 
 def webhook(*alerts: dict[str, Any], status: str | None = None) -> dict[str, Any]:
     alerts = alerts or (alert(),)
-    group_status = status or ("firing" if any(a["status"] == "firing" for a in alerts) else "resolved")
+    group_status = status or (
+        "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
+    )
     return {
         "receiver": "nightshift",
         "status": group_status,
@@ -42,7 +44,7 @@ def webhook(*alerts: dict[str, Any], status: str | None = None) -> dict[str, Any
         "commonAnnotations": {},
         "externalURL": "http://alertmanager.local:9093",
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % alerts[0]["labels"]["alertname"],
+        "groupKey": '{}:{alertname="' + alerts[0]["labels"]["alertname"] + '"}',
         "truncatedAlerts": 0,
         "notification_reason": "new",  # newer Alertmanagers add keys; they must be ignored
     }

@@ -18,6 +18,7 @@ from tests.conftest import DATA
 
 SP = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 7, 14, 15, 0, tzinfo=UTC)
+DAY = date(2025, 7, 14)
 EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
@@ -29,13 +30,20 @@ def test_cloudwalk_file_twice_changes_no_count(store: Store) -> None:
     assert store.totals_by_status(*EVERYTHING) == first
     # LABELS.md: approved is about 117 a minute over 4320 minutes.
     assert 480_000 < first["approved"] < 530_000
-    assert set(first) == {"approved", "denied", "failed", "reversed", "backend_reversed", "refunded"}
+    assert set(first) == {
+        "approved",
+        "denied",
+        "failed",
+        "reversed",
+        "backend_reversed",
+        "refunded",
+    }
 
 
 def test_count_row_sets_its_bucket(store: Store) -> None:
     rows = '[{"timestamp": "2025-07-14T03:00:00Z", "status": "approved", "count": 10}]'
-    store.ingest(parse_json(rows, default_date=date.today(), tz=SP), NOW)
-    store.ingest(parse_json(rows.replace("10", "12"), default_date=date.today(), tz=SP), NOW)
+    store.ingest(parse_json(rows, default_date=DAY, tz=SP), NOW)
+    store.ingest(parse_json(rows.replace("10", "12"), default_date=DAY, tz=SP), NOW)
     assert store.totals_by_status(*EVERYTHING) == {"approved": 12}
 
 
@@ -46,14 +54,18 @@ def test_events_are_counted_once_by_id(store: Store) -> None:
       {"id": "tx-2", "timestamp": "2025-07-14T03:00:50Z", "status": "failed", "merchant_id": "m-9"},
       {"id": "tx-1", "timestamp": "2025-07-14T03:00:10Z", "status": "failed"}
     ]"""
-    batch = parse_json(rows, default_date=date.today(), tz=SP)
+    batch = parse_json(rows, default_date=DAY, tz=SP)
     assert store.ingest(batch, NOW).new_events == 2
     assert store.ingest(batch, NOW).new_events == 0
     assert store.totals_by_status(*EVERYTHING) == {"failed": 2}
     merchants = store.merchants_frame(*EVERYTHING)
     assert merchants.to_dict("records") == [
-        {"minute": datetime(2025, 7, 14, 3, 0, tzinfo=UTC), "status": "failed",
-         "merchant_id": "m-9", "count": 2}
+        {
+            "minute": datetime(2025, 7, 14, 3, 0, tzinfo=UTC),
+            "status": "failed",
+            "merchant_id": "m-9",
+            "count": 2,
+        }
     ]
 
 
@@ -108,16 +120,28 @@ def test_alert_ack_and_lookup(store: Store) -> None:
 
 def test_anomaly_upsert_and_period(store: Store) -> None:
     record = AnomalyRecord(
-        key="surge:failed:1", kind="surge", metric="failed", statuses=("failed",),
-        start=NOW - timedelta(minutes=30), end=None, detected_at=NOW - timedelta(minutes=28),
-        updated_at=NOW, severity="critical", score=0.97, expected=0.1, observed=12.3,
-        explanation_pt="failed em 12,3%", explanation_en="failed at 12.3%", resolved=False,
+        key="surge:failed:1",
+        kind="surge",
+        metric="failed",
+        statuses=("failed",),
+        start=NOW - timedelta(minutes=30),
+        end=None,
+        detected_at=NOW - timedelta(minutes=28),
+        updated_at=NOW,
+        severity="critical",
+        score=0.97,
+        expected=0.1,
+        observed=12.3,
+        explanation_pt="failed em 12,3%",
+        explanation_en="failed at 12.3%",
+        resolved=False,
     )
     store.save_anomaly(record)
     store.save_anomaly(record)
     assert [a.key for a in store.open_anomalies()] == ["surge:failed:1"]
-    closed = AnomalyRecord(**{**{f: getattr(record, f) for f in record.__slots__},
-                              "end": NOW, "resolved": True})
+    closed = AnomalyRecord(
+        **{**{f: getattr(record, f) for f in record.__slots__}, "end": NOW, "resolved": True}
+    )
     store.save_anomaly(closed)
     assert store.open_anomalies() == []
     assert store.anomalies(NOW - timedelta(hours=1), NOW + timedelta(minutes=1))[0].resolved
@@ -179,7 +203,7 @@ def test_retention_drops_old_minutes_only(store: Store) -> None:
         '[{"timestamp": "2025-01-01T00:00:00Z", "status": "approved", "count": 1},'
         ' {"timestamp": "2025-07-14T00:00:00Z", "status": "approved", "count": 2}]'
     )
-    store.ingest(parse_json(rows, default_date=date.today(), tz=SP), NOW)
+    store.ingest(parse_json(rows, default_date=DAY, tz=SP), NOW)
     assert store.delete_counts_before(datetime(2025, 6, 1, tzinfo=UTC)) == 1
     assert store.totals_by_status(*EVERYTHING) == {"approved": 2}
 
