@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -16,14 +17,16 @@ from bot.console import ConsoleChat
 from bot.http import Intake, json_error_handlers, routes
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.slack import SlackAdapter
-from bot.telegram import TelegramAdapter
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
 from skills.registry import SKILLS
 from skills.router import Dispatcher
 from storage.records import AlertChange
 from storage.store import Store, open_store
+
+if TYPE_CHECKING:
+    from bot.slack import SlackAdapter
+    from bot.telegram import TelegramAdapter
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,10 @@ class App:
             (s.name, s.summary_pt if settings.lang == "pt" else s.summary_en)
             for s in self.core.dispatcher.router.skills
         ]
+        # The SDKs load only when their platform is configured: `ask` and `ingest` start fast.
         if settings.telegram_bot_token:
+            from bot.telegram import TelegramAdapter
+
             secret = settings.telegram_webhook_secret
             self.telegram = TelegramAdapter(
                 token=settings.telegram_bot_token.value,
@@ -109,6 +115,8 @@ class App:
             )
             self._add_adapter("telegram", self.telegram)
         if settings.slack_bot_token:
+            from bot.slack import SlackAdapter
+
             signing, app_token = settings.slack_signing_secret, settings.slack_app_token
             self.slack = SlackAdapter(
                 bot_token=settings.slack_bot_token.value,
