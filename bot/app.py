@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -16,6 +16,7 @@ from bot.clock import SystemClock
 from bot.console import ConsoleChat
 from bot.http import Intake, json_error_handlers, routes
 from bot.metrics import Metrics
+from bot.runbook_cli import build_runbook_service
 from bot.settings import Settings
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
@@ -65,6 +66,8 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
         lang=settings.lang,
         adapters=lambda: [(name, read()) for name, read in states.items()],
     )
+    runbooks = build_runbook_service(settings, clock, store)
+    context = replace(context, runbooks=runbooks)
     access = Access(operators=settings.operators, admins=settings.admins)
     dispatcher = Dispatcher(SKILLS, context, access, observe=metrics.observe_command)
     metrics.gauge(

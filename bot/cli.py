@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
@@ -12,12 +11,13 @@ import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
+from bot import offline, runbook_cli
 from bot.app import App, Core, build_core
 from bot.console import ConsoleChat, login_name
 from bot.errors import CliError
 from bot.settings import Settings, SettingsError, load_settings
+from runbooks.errors import RunbookConfigError
 from storage.feed import FeedBatch, FeedError, load_file
 from storage.store import StorageError
 
@@ -32,6 +32,8 @@ def _core(args: argparse.Namespace) -> Core:
         return build_core(settings)
     except StorageError as error:
         raise CliError(f"NIGHTSHIFT_DATABASE_URL: {error}") from None
+    except RunbookConfigError as error:
+        raise CliError(f"NIGHTSHIFT_RUNBOOKS_DIR: {error}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -200,21 +202,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, help="date for files whose times have none")
     p.set_defaults(handler=cmd_replay)
 
-    for module in _optional_commands():
-        module.register(sub)
+    offline.register(sub)
+    runbook_cli.register(sub)
     return parser
-
-
-def _optional_commands() -> list[Any]:
-    """Sub-command modules that register themselves (`register(subparsers)`)."""
-    modules: list[Any] = []
-    for name in ("bot.offline", "bot.runbook_cli", "bot.jobs_cli", "bot.demo"):
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-    return modules
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skills import alerts, anomalies, help, incident, metrics, status
+from skills import alerts, anomalies, help, incident, metrics, runbook, status
 from skills.core import SkillSpec
 
 SKILLS: tuple[SkillSpec, ...] = (
@@ -47,6 +47,30 @@ SKILLS: tuple[SkillSpec, ...] = (
         summary_en="opens an incident, lists open ones, or `incident close N`",
         usage="incidente [descrição]",
         run=incident.run,
+    ),
+    SkillSpec(
+        name="runbook",
+        aliases=("runbooks", "executar", "run"),
+        summary_pt="lista, simula (--dry-run) ou executa um runbook; `runbook historico`",
+        summary_en="lists, simulates (--dry-run) or runs a runbook; `runbook history`",
+        usage="runbook [NOME k=v ...] [--dry-run]",
+        run=runbook.run,
+    ),
+    SkillSpec(
+        name="confirmar",
+        aliases=("confirm",),
+        summary_pt="confirma um runbook perigoso com o código recebido",
+        summary_en="confirms a dangerous runbook with the code you received",
+        usage="confirmar CÓDIGO",
+        run=runbook.confirm,
+    ),
+    SkillSpec(
+        name="cancelar",
+        aliases=("cancel",),
+        summary_pt="para o runbook em execução ou descarta uma confirmação",
+        summary_en="stops the running runbook or drops a confirmation",
+        usage="cancelar [NOME|CÓDIGO]",
+        run=runbook.cancel,
     ),
     SkillSpec(
         name="ajuda",

@@ -1,0 +1,89 @@
+"""PNG charts: a status's counts, the baseline band and the anomalies shaded (matplotlib Agg)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import tzinfo
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the bot renders in a server process
+import matplotlib.dates as mdates
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from detector.findings import Finding, Segment
+
+COLORS = {"critical": "#d62728", "warning": "#ff7f0e"}
+
+
+def render_chart(
+    counts: pd.DataFrame,
+    findings: Sequence[Finding | Segment],
+    baseline: pd.DataFrame | None = None,
+    *,
+    status: str = "approved",
+    tz: tzinfo | None = None,
+    title: str = "",
+) -> bytes:
+    """PNG bytes: `status` per bucket from `counts` (`minute, status, count`), the `baseline`
+    band (index = bucket start, columns `expected`, `low`, `high`) and `findings` shaded."""
+    fig = Figure(figsize=(11, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    frame = counts[counts["status"] == status] if "status" in counts.columns else counts
+    series = (
+        frame.assign(minute=pd.to_datetime(frame["minute"], utc=True))
+        .groupby("minute")["count"]
+        .sum()
+        .sort_index()
+    )
+    if baseline is not None and not baseline.empty:
+        idx = pd.DatetimeIndex(pd.to_datetime(baseline.index, utc=True))
+        series = series.reindex(idx.union(pd.DatetimeIndex(series.index)), fill_value=0)
+        if tz is not None:
+            idx = idx.tz_convert(tz)
+        ax.fill_between(
+            idx,
+            baseline["low"],
+            baseline["high"],
+            color="#1f77b4",
+            alpha=0.15,
+            label="baseline band",
+            step="post" if len(idx) < 100 else None,
+        )
+        ax.plot(idx, baseline["expected"], color="#1f77b4", lw=1, ls="--", label="expected")
+    index = pd.DatetimeIndex(series.index)
+    xs = index.tz_convert(tz) if tz is not None else index
+    ax.plot(
+        xs,
+        series.to_numpy(),
+        color="#333333",
+        lw=1,
+        label=status,
+        drawstyle="steps-post" if len(series) < 100 else "default",
+    )
+    seen: set[str] = set()
+    for f in findings:
+        end = f.end or (series.index.max() if len(series) else f.start)
+        label = f.severity if f.severity not in seen else None
+        seen.add(f.severity)
+        ax.axvspan(
+            pd.Timestamp(f.start),  # type: ignore[arg-type]
+            pd.Timestamp(end),  # type: ignore[arg-type]
+            color=COLORS.get(f.severity, "#999999"),
+            alpha=0.25,
+            label=label,
+        )
+    ax.set_title(title or f"{status} per bucket")
+    ax.set_ylabel("count")
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %H:%M", tz=tz))  # type: ignore[no-untyped-call]
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -1,0 +1,114 @@
+"""`nightshift analyze`, `detect` and `simulate` as a user runs them (bot/offline.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bot.cli import main
+from tests.detector.conftest import DATA
+
+
+def test_analyze_checkout_json_has_the_spec_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(DATA / "checkout_2.csv"), "--json", "--date", "2025-01-01"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "checkout" and doc["file"].endswith("checkout_2.csv")
+    critical = [a for a in doc["anomalies"] if a["severity"] == "critical"]
+    assert [a["start"][11:16] for a in critical] == ["15:00", "16:00", "17:00"]
+    for a in doc["anomalies"]:
+        assert set(a) >= {
+            "start",
+            "end",
+            "detected_at",
+            "metric",
+            "severity",
+            "score",
+            "expected",
+            "observed",
+            "explanation",
+        }
+        assert 0 <= a["score"] <= 1 and a["detected_at"] >= a["start"]
+
+
+def test_analyze_transactions_table_and_chart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chart = tmp_path / "out.png"
+    assert (
+        main(
+            [
+                "analyze",
+                str(DATA / "transactions_1.csv"),
+                "--date",
+                "2025-01-01",
+                "--chart",
+                str(chart),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "reversed_rate" in out and "critical" in out
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyze_missing_file_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", "no/such.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "no/such.csv" in err and err.count("\n") == 1
+
+
+def test_detect_writes_scores_per_row(tmp_path: Path) -> None:
+    src = tmp_path / "series.csv"
+    values = [10.0] * 300
+    values[250] = 90.0
+    pd.DataFrame({"timestamp": range(300), "value": values}).to_csv(src, index=False)
+    out = tmp_path / "scored.csv"
+    assert main(["detect", str(src), "--output", str(out)]) == 0
+    scored = pd.read_csv(out)
+    assert list(scored.columns) == ["timestamp", "value", "anomaly_score", "label"]
+    assert scored["label"].tolist().index(1) == 250
+
+
+def test_detect_bad_value_column_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "s.csv"
+    src.write_text("t,v\n1,2\n")
+    assert main(["detect", str(src), "--value-col", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_simulate_writes_feed_and_labels_that_analyze_reads(tmp_path: Path) -> None:
+    feed, labels = tmp_path / "feed.csv", tmp_path / "labels.json"
+    assert (
+        main(
+            [
+                "simulate",
+                "--hours",
+                "24",
+                "--seed",
+                "1",
+                "--incidents",
+                "outage,failed_surge",
+                "--output",
+                str(feed),
+                "--labels",
+                str(labels),
+            ]
+        )
+        == 0
+    )
+    kinds = sorted(x["kind"] for x in json.loads(labels.read_text()))
+    assert kinds == ["failed_surge", "outage"]
+    assert main(["analyze", str(feed), "--json"]) == 0
+
+
+def test_simulate_unknown_incident_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", "--incidents", "meteor", "--output", str(tmp_path / "f.csv")]) == 2
+    assert "meteor" in capsys.readouterr().err
