@@ -18,6 +18,7 @@ from bot.http import Intake, json_error_handlers, routes
 from bot.metrics import Metrics
 from bot.runbook_cli import build_runbook_service
 from bot.settings import Settings
+from bot.watch import FeedWatch
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
 from skills.registry import SKILLS
@@ -94,6 +95,7 @@ class App:
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_console_exit: Callable[[], None] | None = None
+        self.watch = FeedWatch(core.store, core.clock)
         self._build_chat(settings)
 
     def _build_chat(self, settings: Settings) -> None:
@@ -174,9 +176,28 @@ class App:
         finally:
             await self.stop()
 
+    async def _watch_feed(self) -> None:
+        """The detector tick, at the top of every minute; critical findings reach the console."""
+        await asyncio.to_thread(self.watch.warm)
+        while True:
+            now = self.core.clock.now()
+            await asyncio.sleep(60 - now.second - now.microsecond / 1e6 + 1)
+            try:
+                findings = await asyncio.to_thread(self.watch.tick)
+            except Exception:
+                log.exception("detector tick failed")
+                continue
+            self.core.metrics.inc("nightshift_detector_runs_total", "Detector ticks.")
+            for finding in findings:
+                if self.console is not None and finding.severity == "critical":
+                    icon = "✅" if finding.resolved else "🔴"
+                    text = finding.explanation(self.core.settings.lang)
+                    await self.console.push(Reply(title=f"{icon} {finding.kind}: {text}"))
+
     async def start(self) -> None:
         for step in self._startup:
             await step()
+        self._background.append(asyncio.create_task(self._watch_feed(), name="detector"))
         if self.console is not None:
             self.console.print(
                 self.core.dispatcher.context.tr(
