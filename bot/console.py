@@ -78,8 +78,8 @@ class ConsoleChat:
         self.print("\n" + reply.plain_text())
         return "console"
 
-    async def run(self, stream: TextIO | None = None, prompt: bool = True) -> None:
-        """The read-answer loop until EOF or `sair`/`exit`."""
+    async def run(self, stream: TextIO | None = None, prompt: bool = True) -> bool:
+        """The read-answer loop until EOF (returns False) or `sair`/`exit` (returns True)."""
         source = stream or sys.stdin
         lines = _reader(source)
         while True:
@@ -88,10 +88,10 @@ class ConsoleChat:
                 self._out.flush()
             line = await lines.get()
             if not line:
-                return
+                return False
             text = line.strip()
             if text.lower() in ("sair", "exit", "quit"):
-                return
+                return True
             if not text:
                 continue
             reply = await self.ask(text)
@@ -102,8 +102,9 @@ class ConsoleChat:
         interactive = (stream or sys.stdin).isatty()
 
         async def loop() -> None:
-            await self.run(stream, prompt=interactive)
-            if interactive and self.on_exit is not None:
+            asked_to_leave = await self.run(stream, prompt=interactive)
+            # Ctrl-D on a terminal leaves too; the end of a pipe (or /dev/null) does not.
+            if (asked_to_leave or interactive) and self.on_exit is not None:
                 self.on_exit()
 
         self._task = asyncio.create_task(loop(), name="console-chat")
