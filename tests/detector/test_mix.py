@@ -13,8 +13,8 @@ def test_fast_scores_equal_sklearn_and_flag_an_unusual_mix() -> None:
     normal = np.vstack([features(rng.poisson([200, 18, 2, 1])) for _ in range(800)])
     model = MixModel(["approved", "denied", "reversed", "failed"], normal)
     forest = IsolationForest(n_estimators=50, max_samples=256, random_state=0).fit(normal)
-    probe = np.vstack([normal[:50], features([10, 20, 2, 170])[None, :]])
+    probe = np.vstack([normal[:50], features([100, 100, 0, 0])[None, :]])
     assert np.allclose(model.score_many(probe), -forest.score_samples(probe))
-    # most minutes failing is a mix the forest never saw
+    # half of the minute denied and no reversal or failure: a mix the forest never saw
     assert model.score(probe[-1]) > model.threshold
     assert (model.score_many(normal) <= model.threshold).all()
