@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def read_states(states: dict[str, Callable[[], str]]) -> list[tuple[str, str]]:
+    """(platform, state) of each chat adapter, read now."""
+    return [(name, read()) for name, read in states.items()]
+
+
 @dataclass
 class Core:
     """What every entry point shares: store, dispatcher, metrics (no network, no scheduler)."""
@@ -48,7 +54,7 @@ class Core:
         return await self.dispatcher.handle(inv, progress)
 
     def states(self) -> list[tuple[str, str]]:
-        return [(name, read()) for name, read in self.adapter_states.items()]
+        return read_states(self.adapter_states)
 
     def close(self) -> None:
         self.store.close()
@@ -65,10 +71,9 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
         clock=clock,
         tz=settings.timezone,
         lang=settings.lang,
-        adapters=lambda: [(name, read()) for name, read in states.items()],
+        runbooks=build_runbook_service(settings, clock, store),
+        adapters=partial(read_states, states),
     )
-    runbooks = build_runbook_service(settings, clock, store)
-    context = replace(context, runbooks=runbooks)
     access = Access(operators=settings.operators, admins=settings.admins)
     dispatcher = Dispatcher(SKILLS, context, access, observe=metrics.observe_command)
     metrics.gauge(

@@ -18,6 +18,7 @@ from bot.console import ConsoleChat, login_name
 from bot.errors import CliError
 from bot.settings import Settings, SettingsError, load_settings
 from runbooks.errors import RunbookConfigError
+from skills.core import Invocation
 from storage.feed import FeedBatch, FeedError, load_file
 from storage.store import StorageError
 
@@ -75,23 +76,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
     text = " ".join(args.text).strip()
     if not text:
         raise CliError("ask: give a command, e.g. nightshift ask status")
-    core = _core(args)
     platform, _, user = (args.as_user or f"console:{login_name()}").partition(":")
     if not user:
         raise CliError(f"--as: {args.as_user!r} is not platform:user_id")
-    chat = ConsoleChat(core.handle, user_id=user)
-
-    async def once() -> int:
-        from skills.core import Invocation
-
-        reply = await core.handle(Invocation(platform=platform, user_id=user, text=text))
-        chat.print(reply.plain_text())
-        return {"ok": EXIT_OK, "error": EXIT_FAILED, "refused": EXIT_REFUSED}[reply.outcome]
-
+    core = _core(args)
     try:
-        return asyncio.run(once())
+        reply = asyncio.run(core.handle(Invocation(platform=platform, user_id=user, text=text)))
     finally:
         core.close()
+    print(reply.plain_text())
+    return {"ok": EXIT_OK, "error": EXIT_FAILED, "refused": EXIT_REFUSED}[reply.outcome]
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
@@ -142,7 +136,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ) as bar:
             for path, batch in batches:
                 bar.set_description(path.name)
-                result = core.store.ingest(batch, core.clock.now(), progress=bar.update)
+                result = core.store.ingest(batch, progress=bar.update)
                 print(f"{path}: {result.accepted} rows stored", file=sys.stderr)
     except StorageError as error:
         raise CliError(f"NIGHTSHIFT_DATABASE_URL: {error}") from None

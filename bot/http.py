@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -196,7 +195,7 @@ def routes(intake: Intake) -> list[Route]:
         if len(batch) == 0:
             return JSONResponse({"accepted": 0})
         try:
-            result = await asyncio.to_thread(intake.store.ingest, batch, intake.clock.now())
+            result = await asyncio.to_thread(intake.store.ingest, batch)
         except StorageError as error:
             return _error(503, f"store unavailable, retry later ({error})")
         intake.metrics.inc("nightshift_ingested_rows_total", "Feed rows stored.", result.accepted)
@@ -234,6 +233,3 @@ def json_error_handlers() -> dict[Any, Callable[..., Awaitable[Response]]]:
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     return {Exception: server_error}
-
-
-__all__ = ["Intake", "json", "parse_alertmanager", "routes"]

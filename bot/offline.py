@@ -106,7 +106,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                _analysis_json(str(path), kind, segments, lang), ensure_ascii=False, indent=2
+                _analysis_json(str(path), kind, segments, lang, tz), ensure_ascii=False, indent=2
             )
         )
     else:
@@ -114,15 +114,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis_json(path: str, kind: str, segments: list[Segment], lang: str) -> dict[str, Any]:
+def _analysis_json(
+    path: str, kind: str, segments: list[Segment], lang: str, tz: tzinfo
+) -> dict[str, Any]:
     return {
         "file": path,
         "kind": kind,
         "anomalies": [
             {
-                "start": s.start.isoformat(),
-                "end": s.end.isoformat() if s.end else None,
-                "detected_at": s.detected_at.isoformat(),
+                "start": s.start.astimezone(tz).isoformat(),
+                "end": s.end.astimezone(tz).isoformat() if s.end else None,
+                "detected_at": s.detected_at.astimezone(tz).isoformat(),
                 "metric": s.metric,
                 "kind": s.kind,
                 "severity": s.severity,

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from storage.store import Store
 
 DAYS = 7
+WINDOW = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +39,27 @@ def reference(store: Store, start: datetime, end: datetime, days: int = DAYS) ->
     statuses = {s for day in per_day for s in day}
     medians = {s: float(statistics.median(day.get(s, 0) for day in per_day)) for s in statuses}
     return Reference(totals=medians, days=len(per_day))
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The last complete minutes up to now, and the same window on previous days."""
+
+    totals: dict[str, int]
+    normal: Reference
+    minutes: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+
+def recent(store: Store, now: datetime, length: timedelta = WINDOW) -> Window:
+    """Totals of the `length` before the current minute, beside their normal (blocking)."""
+    end = now.replace(second=0, microsecond=0)
+    start = end - length
+    return Window(
+        totals=store.totals_by_status(start, end),
+        normal=reference(store, start, end),
+        minutes=length.total_seconds() / 60,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import unicodedata
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
@@ -169,7 +169,6 @@ class SkillContext:
     runbooks: RunbookService | None = None
     adapters: Callable[[], Sequence[tuple[str, str]]] = tuple  # (platform, state) for `status`
     skills: tuple[SkillSpec, ...] = ()
-    extras: dict[str, object] = field(default_factory=dict)
 
     async def call(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run blocking work (SQL, pandas) off the event loop."""

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from skills.baseline import Reference, reference
+from skills.baseline import Window, recent
 from skills.core import Invocation, Reply, Section, SkillContext, SkillError, normalize
 from skills.formatting import number, percent
-from storage.store import Store
 
-WINDOW = timedelta(minutes=15)
 _VOLUME = ("transacoes", "transactions", "volume", "tpm")
 _APPROVAL = ("aprovacao", "approval", "approval rate", "taxa de aprovacao", "aprovadas")
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    totals: dict[str, int]
-    normal: Reference
-
-
-def _window(store: Store, now: datetime) -> Window:
-    end = now.replace(second=0, microsecond=0)
-    start = end - WINDOW
-    return Window(totals=store.totals_by_status(start, end), normal=reference(store, start, end))
 
 
 def _versus(ctx: SkillContext, now_text: str, normal_text: str | None, ratio: float | None) -> str:
@@ -39,8 +22,7 @@ def _versus(ctx: SkillContext, now_text: str, normal_text: str | None, ratio: fl
 
 
 def _volume(ctx: SkillContext, w: Window) -> str:
-    minutes = WINDOW.total_seconds() / 60
-    total = sum(w.totals.values())
+    minutes, total = w.minutes, w.total
     normal = w.normal.total if w.normal.days else None
     return ctx.tr("Transações/min: ", "Transactions/min: ") + _versus(
         ctx,
@@ -51,7 +33,7 @@ def _volume(ctx: SkillContext, w: Window) -> str:
 
 
 def _share(ctx: SkillContext, w: Window, status: str) -> str:
-    total = sum(w.totals.values())
+    total = w.total
     now_share = w.totals.get(status, 0) / total if total else 0.0
     normal = w.normal.share(status) if w.normal.days else None
     label = ctx.tr("Aprovação", "Approval rate") if status == "approved" else status
@@ -65,7 +47,7 @@ def _share(ctx: SkillContext, w: Window, status: str) -> str:
 
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     name = normalize(args)
-    w = await ctx.call(_window, ctx.store, ctx.clock.now())
+    w = await ctx.call(recent, ctx.store, ctx.clock.now())
     statuses = sorted(set(w.totals) | set(w.normal.totals))
     if not name:
         lines = [_volume(ctx, w), _share(ctx, w, "approved")]

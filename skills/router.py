@@ -13,7 +13,6 @@ from skills.core import (
     Invocation,
     ProgressSink,
     Reply,
-    Section,
     SkillContext,
     SkillError,
     SkillRefused,
@@ -177,6 +176,3 @@ def _refusal(ctx: SkillContext, inv: Invocation) -> Reply:
         sections=(),
         outcome="refused",
     )
-
-
-__all__ = ["Dispatcher", "Match", "Observer", "Router", "Section"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from skills.baseline import Reference, reference
+from skills.baseline import Window, recent
 from skills.core import Invocation, Reply, Section, SkillContext
 from skills.formatting import ago, duration, number, percent, severity_icon
 from storage.records import AlertRecord, AnomalyRecord, IncidentRecord
 from storage.store import Store
 
-WINDOW = timedelta(minutes=15)
 LATE_AFTER = timedelta(minutes=5)
 
 
@@ -20,9 +19,7 @@ class Snapshot:
     now: datetime
     store_ok: bool
     last_minute: datetime | None
-    last_ingest: datetime | None
-    window_totals: dict[str, int]
-    normal: Reference
+    window: Window
     anomalies_last_hour: list[AnomalyRecord]
     open_anomalies: list[AnomalyRecord]
     alerts: list[AlertRecord]
@@ -33,17 +30,11 @@ class Snapshot:
 def take_snapshot(store: Store, now: datetime) -> Snapshot:
     """Everything `status` shows, read in one go (blocking: run it in a thread)."""
     last = store.last_minute(before=now)
-    # "Now" is the last complete window of the feed's clock, so a late feed does not read as 0/min.
-    end = now.replace(second=0, microsecond=0)
-    start = end - WINDOW
-    ingest = store.get_state("last_ingest_at")
     return Snapshot(
         now=now,
         store_ok=store.ping(),
         last_minute=last,
-        last_ingest=datetime.fromisoformat(ingest) if ingest else None,
-        window_totals=store.totals_by_status(start, end),
-        normal=reference(store, start, end),
+        window=recent(store, now),
         anomalies_last_hour=store.anomalies(now - timedelta(hours=1), now),
         open_anomalies=store.open_anomalies(),
         alerts=store.alerts(active_only=True),
@@ -74,11 +65,10 @@ def _feed_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
 
 
 def _traffic_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
-    minutes = WINDOW.total_seconds() / 60
-    total = sum(snap.window_totals.values())
+    minutes, total = snap.window.minutes, snap.window.total
     lang = ctx.lang
     rate = number(total / minutes, lang, 1)
-    normal = snap.normal
+    normal = snap.window.normal
     if normal.days:
         normal_rate = number(normal.total / minutes, lang, 1)
         days_pt = "1 dia" if normal.days == 1 else f"{normal.days} dias"
@@ -90,7 +80,7 @@ def _traffic_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     else:
         versus = ctx.tr(" (sem histórico para comparar)", " (no history to compare yet)")
     lines = [ctx.tr(f"💳 Transações: {rate}/min", f"💳 Transactions: {rate}/min") + versus]
-    approved = snap.window_totals.get("approved", 0)
+    approved = snap.window.totals.get("approved", 0)
     if total:
         rate_now = percent(approved / total, lang)
         normal_share = normal.share("approved")

@@ -65,10 +65,6 @@ def _epoch(when: datetime) -> int:
     return int(when.timestamp())
 
 
-def _aware(when: datetime | None) -> datetime | None:
-    return None if when is None else when.replace(tzinfo=UTC)
-
-
 class Store:
     """One database, opened and migrated; safe to share between threads."""
 
@@ -136,7 +132,7 @@ class Store:
     # -- feed ---------------------------------------------------------------------------------
 
     def ingest(
-        self, batch: FeedBatch, now: datetime, progress: Callable[[int], object] | None = None
+        self, batch: FeedBatch, progress: Callable[[int], object] | None = None
     ) -> IngestResult:
         """Store a validated batch in one transaction: counts set, events counted once by id."""
         new_events = 0
@@ -167,7 +163,6 @@ class Store:
                 new_events = self._add_events(conn, batch)
                 if progress is not None:
                     progress(len(batch.events))
-            self._set_state(conn, "last_ingest_at", now.isoformat(), now)
         return IngestResult(accepted=len(batch), new_events=new_events)
 
     def _upsert_set(
@@ -280,21 +275,6 @@ class Store:
         with self._read() as conn:
             return {str(s): int(n or 0) for s, n in conn.execute(query).all()}
 
-    def hourly_totals(self, start: datetime, end: datetime) -> list[tuple[datetime, str, int]]:
-        """(hour start UTC, status, count) for start <= minute < end, summed in the database."""
-        c = schema.counts
-        hour = (c.c.minute - c.c.minute % 3600).label("hour")
-        query = (
-            select(hour, c.c.status, func.sum(c.c["count"]))
-            .where(c.c.minute >= _epoch(start), c.c.minute < _epoch(end))
-            .group_by(hour, c.c.status)
-        )
-        with self._read() as conn:
-            return [
-                (datetime.fromtimestamp(int(h), UTC), str(s), int(n or 0))
-                for h, s, n in conn.execute(query).all()
-            ]
-
     def last_minute(self, before: datetime | None = None) -> datetime | None:
         """The newest minute that has any bucket (and starts before `before`, if given)."""
         query = select(func.max(schema.counts.c.minute))
@@ -302,11 +282,6 @@ class Store:
             query = query.where(schema.counts.c.minute < _epoch(before))
         with self._read() as conn:
             value = conn.execute(query).scalar()
-        return None if value is None else datetime.fromtimestamp(int(value), UTC)
-
-    def first_minute(self) -> datetime | None:
-        with self._read() as conn:
-            value = conn.execute(select(func.min(schema.counts.c.minute))).scalar()
         return None if value is None else datetime.fromtimestamp(int(value), UTC)
 
     def delete_counts_before(self, before: datetime) -> int:
@@ -404,7 +379,6 @@ class Store:
                         ends_at=alert.ends_at,
                     )
                 )
-            self._set_state(conn, "last_webhook_at", now.isoformat(), now)
         return changes
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
@@ -551,7 +525,7 @@ class Store:
         with self._read() as conn:
             return [
                 AuditEntry(
-                    at=_aware(row.at) or row.at,
+                    at=row.at,
                     actor=row.actor,
                     action=row.action,
                     detail=dict(row.detail or {}),

@@ -19,7 +19,7 @@ async def test_a_labelled_failed_surge_is_found_live_and_shown(
     core: Core, clock: FixedClock
 ) -> None:
     batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
-    core.store.ingest(batch, clock.now())
+    core.store.ingest(batch)
     # LABELS.md: failed and backend_reversed burst on 07-13 16:00-16:43 (São Paulo).
     start = datetime(2025, 7, 13, 16, 0, tzinfo=SP).astimezone(UTC)
     clock.set(start - timedelta(minutes=30))

@@ -15,39 +15,15 @@ from runbooks.executor import Executor
 from runbooks.service import RunbookService
 from skills import runbook
 from skills.access import Access
-from skills.core import Invocation, ProgressSink, Reply, SkillContext, SkillSpec
+from skills.core import Invocation, ProgressSink, Reply, SkillContext
+from skills.registry import SKILLS
 from skills.router import Dispatcher
 from storage.store import Store, open_store
 from tests.fakes.clock import FixedClock
 from tests.runbooks.conftest import RecordingSpawner
 
-# The entries the registry holds for this skill module (skills/registry.py).
-SPECS = (
-    SkillSpec(
-        name="runbook",
-        aliases=("runbooks", "executar", "run"),
-        summary_pt="lista, simula (--dry-run) ou executa um runbook; `runbook historico`",
-        summary_en="lists, simulates (--dry-run) or runs a runbook; `runbook history`",
-        usage="runbook [NOME k=v ...] [--dry-run]",
-        run=runbook.run,
-    ),
-    SkillSpec(
-        name="confirmar",
-        aliases=("confirm",),
-        summary_pt="confirma um runbook perigoso com o código recebido",
-        summary_en="confirms a dangerous runbook with the code you received",
-        usage="confirmar CÓDIGO",
-        run=runbook.confirm,
-    ),
-    SkillSpec(
-        name="cancelar",
-        aliases=("cancel",),
-        summary_pt="para o runbook em execução ou descarta uma confirmação",
-        summary_en="stops the running runbook or drops a confirmation",
-        usage="cancelar [NOME|CÓDIGO]",
-        run=runbook.cancel,
-    ),
-)
+# The entries the registry holds for this skill module.
+SPECS = tuple(spec for spec in SKILLS if spec.run.__module__ == runbook.__name__)
 ADMIN = ("telegram", "1")
 OPERATOR = ("slack", "UOPS")
 STRANGER = ("telegram", "666")

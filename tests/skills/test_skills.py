@@ -20,7 +20,7 @@ SP = ZoneInfo("America/Sao_Paulo")
 @pytest.fixture
 def loaded(core: Core, clock: FixedClock) -> Core:
     batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
-    core.store.ingest(batch, clock.now())
+    core.store.ingest(batch)
     return core
 
 
@@ -28,6 +28,47 @@ async def ask(core: Core, text: str) -> str:
     reply = await core.handle(Invocation("console", "op", text))
     assert reply.outcome == "ok", reply.plain_text()
     return reply.plain_text()
+
+
+def fire(core: Core, fingerprint: str, since: datetime, summary: str = "") -> None:
+    """A critical PixDown alert arrives by webhook at the clock's now."""
+    alert = AlertIn(
+        fingerprint,
+        "firing",
+        {"alertname": "PixDown", "severity": "critical"},
+        {"summary": summary} if summary else {},
+        since,
+        None,
+    )
+    core.store.apply_alert_group(
+        AlertGroup("nightshift", "firing", "g", (alert,)), core.clock.now()
+    )
+
+
+def finding(
+    core: Core, key: str, kind: str, status: str, start: datetime, end: datetime | None, text: str
+) -> None:
+    """A detector episode stored as `serve` would store it."""
+    now = core.clock.now()
+    core.store.save_anomaly(
+        AnomalyRecord(
+            key,
+            kind,
+            status,
+            (status,),
+            start,
+            end,
+            start,
+            now,
+            "critical",
+            0.9,
+            7.0,
+            42.0,
+            text,
+            text,
+            end is not None,
+        )
+    )
 
 
 async def test_status_on_a_normal_afternoon(loaded: Core, clock: FixedClock) -> None:
@@ -50,42 +91,9 @@ async def test_status_says_when_the_feed_is_late(loaded: Core, clock: FixedClock
 
 async def test_status_shows_alerts_anomalies_incident(loaded: Core, clock: FixedClock) -> None:
     now = clock.now()
-    loaded.store.apply_alert_group(
-        AlertGroup(
-            "nightshift",
-            "firing",
-            "g",
-            (
-                AlertIn(
-                    "f00d",
-                    "firing",
-                    {"alertname": "PixDown", "severity": "critical"},
-                    {},
-                    now,
-                    None,
-                ),
-            ),
-        ),
-        now,
-    )
-    loaded.store.save_anomaly(
-        AnomalyRecord(
-            "k1",
-            "surge",
-            "denied",
-            ("denied",),
-            now - timedelta(minutes=10),
-            None,
-            now,
-            now,
-            "critical",
-            0.9,
-            7.0,
-            42.0,
-            "denied 6× o normal",
-            "denied 6× normal",
-            False,
-        )
+    fire(loaded, "f00d", now)
+    finding(
+        loaded, "k1", "surge", "denied", now - timedelta(minutes=10), None, "denied 6× o normal"
     )
     loaded.store.open_incident("Pix fora", "telegram:1", now)
     text = await ask(loaded, "status")
@@ -95,49 +103,16 @@ async def test_status_shows_alerts_anomalies_incident(loaded: Core, clock: Fixed
 
 
 async def test_alerts_lists_severity_and_since(loaded: Core, clock: FixedClock) -> None:
-    now = clock.now()
-    loaded.store.apply_alert_group(
-        AlertGroup(
-            "nightshift",
-            "firing",
-            "g",
-            (
-                AlertIn(
-                    "f00dbeef00",
-                    "firing",
-                    {"alertname": "PixDown", "severity": "critical"},
-                    {"summary": "Pix <down> & out"},
-                    now - timedelta(minutes=7),
-                    None,
-                ),
-            ),
-        ),
-        now,
-    )
+    fire(loaded, "f00dbeef00", clock.now() - timedelta(minutes=7), "Pix <down> & out")
     text = await ask(loaded, "alertas")
     assert "critical · PixDown — Pix <down> & out · desde 11:53 (há 7 min) · id f00dbeef" in text
 
 
 async def test_anomalies_in_a_period(loaded: Core, clock: FixedClock) -> None:
     now = clock.now()
-    loaded.store.save_anomaly(
-        AnomalyRecord(
-            "k2",
-            "outage",
-            "approved",
-            ("approved",),
-            now - timedelta(hours=3),
-            now - timedelta(hours=2),
-            now - timedelta(hours=3),
-            now,
-            "critical",
-            0.99,
-            117.0,
-            0.0,
-            "aprovações zeradas",
-            "approvals at zero",
-            True,
-        )
+    start = now - timedelta(hours=3)
+    finding(
+        loaded, "k2", "outage", "approved", start, now - timedelta(hours=2), "aprovações zeradas"
     )
     assert "Nenhuma anomalia (última hora)" in await ask(loaded, "anomalias")
     text = await ask(loaded, "anomalias últimas 4 horas")

@@ -24,9 +24,9 @@ EVERYTHING = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 def test_cloudwalk_file_twice_changes_no_count(store: Store) -> None:
     batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
-    store.ingest(batch, NOW)
+    store.ingest(batch)
     first = store.totals_by_status(*EVERYTHING)
-    store.ingest(batch, NOW)
+    store.ingest(batch)
     assert store.totals_by_status(*EVERYTHING) == first
     # LABELS.md: approved is about 117 a minute over 4320 minutes.
     assert 480_000 < first["approved"] < 530_000
@@ -42,8 +42,8 @@ def test_cloudwalk_file_twice_changes_no_count(store: Store) -> None:
 
 def test_count_row_sets_its_bucket(store: Store) -> None:
     rows = '[{"timestamp": "2025-07-14T03:00:00Z", "status": "approved", "count": 10}]'
-    store.ingest(parse_json(rows, default_date=DAY, tz=SP), NOW)
-    store.ingest(parse_json(rows.replace("10", "12"), default_date=DAY, tz=SP), NOW)
+    store.ingest(parse_json(rows, default_date=DAY, tz=SP))
+    store.ingest(parse_json(rows.replace("10", "12"), default_date=DAY, tz=SP))
     assert store.totals_by_status(*EVERYTHING) == {"approved": 12}
 
 
@@ -55,8 +55,8 @@ def test_events_are_counted_once_by_id(store: Store) -> None:
       {"id": "tx-1", "timestamp": "2025-07-14T03:00:10Z", "status": "failed"}
     ]"""
     batch = parse_json(rows, default_date=DAY, tz=SP)
-    assert store.ingest(batch, NOW).new_events == 2
-    assert store.ingest(batch, NOW).new_events == 0
+    assert store.ingest(batch).new_events == 2
+    assert store.ingest(batch).new_events == 0
     assert store.totals_by_status(*EVERYTHING) == {"failed": 2}
     merchants = store.merchants_frame(*EVERYTHING)
     assert merchants.to_dict("records") == [
@@ -71,7 +71,7 @@ def test_events_are_counted_once_by_id(store: Store) -> None:
 
 def test_counts_frame_is_utc_and_bounded(store: Store) -> None:
     batch = load_file(DATA / "transactions_1.csv", default_date=date(2025, 7, 12), tz=SP)
-    store.ingest(batch, NOW)
+    store.ingest(batch)
     # 00h 00 in São Paulo is 03:00 UTC.
     start = datetime(2025, 7, 12, 3, 0, tzinfo=UTC)
     frame = store.counts_frame(start, start + timedelta(minutes=1))
@@ -203,7 +203,7 @@ def test_retention_drops_old_minutes_only(store: Store) -> None:
         '[{"timestamp": "2025-01-01T00:00:00Z", "status": "approved", "count": 1},'
         ' {"timestamp": "2025-07-14T00:00:00Z", "status": "approved", "count": 2}]'
     )
-    store.ingest(parse_json(rows, default_date=DAY, tz=SP), NOW)
+    store.ingest(parse_json(rows, default_date=DAY, tz=SP))
     assert store.delete_counts_before(datetime(2025, 6, 1, tzinfo=UTC)) == 1
     assert store.totals_by_status(*EVERYTHING) == {"approved": 2}
 
