@@ -5,25 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from bot.alertmanager import AlertmanagerClient
 from bot.clock import SystemClock
 from bot.console import ConsoleChat
+from bot.delivery import DeliveryWorker, Notifier, Routes
 from bot.http import Intake, json_error_handlers, routes
+from bot.jobs import JobParts, Retention, Scheduler, ShiftReports, jobs
+from bot.leader import Leader
 from bot.metrics import Metrics
+from bot.notifiers import ConsoleNotifier, SlackNotifier, TelegramNotifier
 from bot.runbook_cli import build_runbook_service
 from bot.settings import Settings
 from bot.watch import FeedWatch
+from detector.findings import Finding
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
+from skills.notices import body_from_reply
 from skills.registry import SKILLS
 from skills.router import Dispatcher
+from skills.silence import muted_until
 from storage.records import AlertChange
 from storage.store import Store, open_store
 
@@ -49,12 +57,18 @@ class Core:
     metrics: Metrics
     dispatcher: Dispatcher
     adapter_states: dict[str, Callable[[], str]] = field(default_factory=dict)
+    alertmanager: AlertmanagerClient | None = None
 
     async def handle(self, inv: Invocation, progress: ProgressSink | None = None) -> Reply:
         return await self.dispatcher.handle(inv, progress)
 
     def states(self) -> list[tuple[str, str]]:
         return read_states(self.adapter_states)
+
+    async def aclose(self) -> None:
+        """Close network clients (Alertmanager); the store stays open."""
+        if self.alertmanager is not None:
+            await self.alertmanager.aclose()
 
     def close(self) -> None:
         self.store.close()
@@ -66,6 +80,9 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
     store = store or open_store(settings.database_url)
     metrics = Metrics()
     states: dict[str, Callable[[], str]] = {}
+    alertmanager = (
+        AlertmanagerClient(settings.alertmanager_url) if settings.alertmanager_url else None
+    )
     context = SkillContext(
         store=store,
         clock=clock,
@@ -73,13 +90,14 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
         lang=settings.lang,
         runbooks=build_runbook_service(settings, clock, store),
         adapters=partial(read_states, states),
+        alertmanager=alertmanager,
     )
     access = Access(operators=settings.operators, admins=settings.admins)
     dispatcher = Dispatcher(SKILLS, context, access, observe=metrics.observe_command)
     metrics.gauge(
         "nightshift_store_up", "1 when the store answers.", lambda: 1.0 if store.ping() else 0.0
     )
-    return Core(settings, clock, store, metrics, dispatcher, states)
+    return Core(settings, clock, store, metrics, dispatcher, states, alertmanager)
 
 
 class App:
@@ -100,8 +118,68 @@ class App:
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_console_exit: Callable[[], None] | None = None
-        self.watch = FeedWatch(core.store, core.clock)
+        self._jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self.tick_every: float | None = None  # the detector's pace; None: each wall-clock minute
         self._build_chat(settings)
+        self.routes = Routes.default(
+            settings.slack_channel if self.slack else None,
+            settings.telegram_chat_ids if self.telegram else (),
+            console=self.console is not None,
+        )
+        self.watch = FeedWatch(core.store, core.clock, notify=self._finding_destinations)
+        self.delivery = DeliveryWorker(
+            store=core.store,
+            clock=core.clock,
+            notifiers=self._notifiers(),
+            lang=settings.lang,
+            tz=settings.timezone,
+            metrics=core.metrics,
+            can_silence=core.dispatcher.context.alertmanager is not None,
+        )
+        self.reports = ShiftReports(
+            core.dispatcher.context,
+            self._send_report,
+            briefing_cron=settings.briefing_cron,
+            handoff_cron=settings.handoff_cron,
+        )
+        self.leader = Leader(core.store, core.clock, on_elected=self.reports.catch_up)
+        self.scheduler = Scheduler(
+            jobs(
+                settings,
+                JobParts(
+                    reports=self.reports,
+                    detector_tick=self._detector_tick,
+                    retention=Retention(core.store, core.clock, settings.retention_days).run,
+                    deadman_checks=(self._check_reports_delivered, self._check_watchdog),
+                ),
+            ),
+            settings.timezone,
+            self.leader,
+        )
+        core.metrics.gauge(
+            "nightshift_notifications_pending",
+            "Deliveries waiting in the outbox.",
+            lambda: float(core.store.outbox_counts().get("pending", 0)),
+        )
+
+    def _notifiers(self) -> dict[str, Notifier]:
+        notifiers: dict[str, Notifier] = {}
+        if self.console is not None:
+            notifiers["console"] = ConsoleNotifier(self.console)
+        if self.telegram is not None:
+            notifiers["telegram"] = TelegramNotifier(self.telegram)
+        if self.slack is not None:
+            notifiers["slack"] = SlackNotifier(self.slack)
+        return notifiers
+
+    def _finding_destinations(self, finding: Finding) -> tuple[str, ...]:
+        """Critical findings go where critical alerts go, unless their kind is silenced."""
+        now = self.core.clock.now()
+        if finding.severity != "critical":
+            return ()
+        if muted_until(self.core.store, finding.kind, finding.metric, now) is not None:
+            return ()
+        return self.routes("critical")
 
     def _build_chat(self, settings: Settings) -> None:
         """The chat platforms whose tokens are set, each with its routes and lifecycle."""
@@ -145,20 +223,8 @@ class App:
         self._shutdown.append(adapter.stop)
 
     async def on_alerts(self, changes: list[AlertChange]) -> None:
-        """Alert state changes from a webhook, already stored."""
-        if self.console is None:
-            return
-        for change in changes:
-            alert = await asyncio.to_thread(self.core.store.alert, change.fingerprint)
-            if alert is None:
-                continue
-            icon = "🔴" if change.new_status == "firing" else "✅"
-            await self.console.push(
-                Reply(
-                    title=f"{icon} {alert.severity} {alert.alertname}: {change.new_status}"
-                    + (f" — {alert.summary}" if alert.summary else "")
-                )
-            )
+        """Alert changes were stored with their notifications: the worker should look now."""
+        self.delivery.poke()
 
     def intake(self) -> Intake:
         settings = self.core.settings
@@ -170,6 +236,7 @@ class App:
             tz=settings.timezone,
             max_body=settings.max_body_bytes,
             on_alerts=self.on_alerts,
+            route=self.routes,
             adapter_states=self.core.states,
         )
 
@@ -181,28 +248,62 @@ class App:
         finally:
             await self.stop()
 
-    async def _watch_feed(self) -> None:
-        """The detector tick, at the top of every minute; critical findings reach the console."""
-        await asyncio.to_thread(self.watch.warm)
+    async def _send_report(self, reply: Reply, kind: str, key: str) -> None:
+        """A briefing, handoff or report alert into the outbox, once per key, to every chat."""
+        await asyncio.to_thread(
+            self.core.store.enqueue,
+            subject_kind="reply",
+            subject=key,
+            event=kind,
+            severity="critical" if kind == "alert" else "info",
+            destinations=self.routes("critical"),
+            now=self.core.clock.now(),
+            body=body_from_reply(reply),
+            once=True,
+        )
+        self.delivery.poke()
+
+    async def _check_reports_delivered(self) -> None:
+        async def undelivered(key: str) -> list[str]:
+            missing = await asyncio.to_thread(self.core.store.undelivered, "reply", key)
+            return sorted({d.partition(":")[0] for d in missing})
+
+        await self.reports.check_delivery(undelivered)
+
+    async def _detector_tick(self) -> None:
+        """Judge the closed minutes; what is critical and new goes to the outbox."""
+        changed = await asyncio.to_thread(self.watch.tick)
+        self.core.metrics.inc("nightshift_detector_runs_total", "Detector ticks.")
+        if changed:
+            self.delivery.poke()
+
+    async def _check_watchdog(self) -> None:
+        if await asyncio.to_thread(self.watch.check_watchdog, self.routes):
+            self.delivery.poke()
+
+    async def _fast_ticks(self, every: float) -> None:
+        """`demo`: the detector on a simulated clock, every simulated minute."""
         while True:
-            now = self.core.clock.now()
-            await asyncio.sleep(60 - now.second - now.microsecond / 1e6 + 1)
+            await asyncio.sleep(every)
             try:
-                findings = await asyncio.to_thread(self.watch.tick)
+                await self._detector_tick()
             except Exception:
                 log.exception("detector tick failed")
-                continue
-            self.core.metrics.inc("nightshift_detector_runs_total", "Detector ticks.")
-            for finding in findings:
-                if self.console is not None and finding.severity == "critical":
-                    icon = "✅" if finding.resolved else "🔴"
-                    text = finding.explanation(self.core.settings.lang)
-                    await self.console.push(Reply(title=f"{icon} {finding.kind}: {text}"))
+
+    def run_in_background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A task started with the others once the process is up, and cancelled at stop."""
+        self._jobs.append(job)
 
     async def start(self) -> None:
         for step in self._startup:
             await step()
-        self._background.append(asyncio.create_task(self._watch_feed(), name="detector"))
+        for job in self._jobs:
+            self._background.append(asyncio.create_task(job()))
+        await self.leader.start()
+        await self.scheduler.start()
+        if self.tick_every is not None:
+            self._background.append(asyncio.create_task(self._fast_ticks(self.tick_every)))
+        self._background.append(asyncio.create_task(self.delivery.run(), name="delivery"))
         if self.console is not None:
             self.console.print(
                 self.core.dispatcher.context.tr(
@@ -225,9 +326,12 @@ class App:
                 await step()
             except Exception:
                 log.exception("error while stopping")
+        await self.scheduler.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        await self.leader.stop()
+        await self.core.aclose()
 
     def asgi(self) -> Starlette:
         return Starlette(

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from bot import offline, runbook_cli
+from bot import demo, jobs_cli, offline, runbook_cli
 from bot.app import App, Core, build_core
 from bot.console import ConsoleChat, login_name
 from bot.errors import CliError
 from bot.settings import Settings, SettingsError, load_settings
 from runbooks.errors import RunbookConfigError
-from skills.core import Invocation
+from skills.core import Invocation, Reply
 from storage.feed import FeedBatch, FeedError, load_file
 from storage.store import StorageError
 
@@ -80,8 +80,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not user:
         raise CliError(f"--as: {args.as_user!r} is not platform:user_id")
     core = _core(args)
+
+    async def once() -> Reply:
+        try:
+            return await core.handle(Invocation(platform=platform, user_id=user, text=text))
+        finally:
+            await core.aclose()
+
     try:
-        reply = asyncio.run(core.handle(Invocation(platform=platform, user_id=user, text=text)))
+        reply = asyncio.run(once())
     finally:
         core.close()
     print(reply.plain_text())
@@ -198,6 +205,8 @@ def _parser() -> argparse.ArgumentParser:
 
     offline.register(sub)
     runbook_cli.register(sub)
+    demo.register(sub)
+    jobs_cli.register(sub)
     return parser
 
 

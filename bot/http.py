@@ -23,7 +23,7 @@ from bot.metrics import Metrics
 from skills.core import Clock
 from storage.feed import FeedBatch, FeedError, parse_csv, parse_json
 from storage.records import AlertChange, AlertGroup, AlertIn
-from storage.store import StorageError, Store
+from storage.store import Routing, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class Intake:
     tz: Any
     max_body: int
     on_alerts: Callable[[list[AlertChange]], Awaitable[None]] | None = None
+    route: Routing | None = None
     on_ingest: Callable[[int], Awaitable[None]] | None = None
     adapter_states: Callable[[], Sequence[tuple[str, str]]] = tuple
 
@@ -162,7 +163,7 @@ def routes(intake: Intake) -> list[Route]:
             return _error(422, str(error))
         try:
             changes = await asyncio.to_thread(
-                intake.store.apply_alert_group, group, intake.clock.now()
+                intake.store.apply_alert_group, group, intake.clock.now(), intake.route
             )
         except StorageError as error:
             intake.metrics.inc(

@@ -175,7 +175,10 @@ class SlackAdapter:
         self._handle = handle
         self._app_token = app_token
         self._signing_secret = signing_secret or ""
-        self.client = AsyncWebClient(token=bot_token, base_url=api_url or AsyncWebClient.BASE_URL)
+        # slack_sdk joins method names onto base_url with urljoin: without the trailing slash
+        # `http://proxy/api` would lose its `api` segment
+        base_url = api_url.rstrip("/") + "/" if api_url else AsyncWebClient.BASE_URL
+        self.client = AsyncWebClient(token=bot_token, base_url=base_url)
         self.client.retry_handlers.append(
             AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries)
         )
@@ -288,18 +291,18 @@ class SlackAdapter:
         )
 
     async def _run(self, inv: Invocation, respond: Respond | None) -> None:
-        progress_ids: list[str] = []
+        progress_ids: list[str] = []  # every message the progress reply takes, in order
 
         async def show(progress: Reply) -> None:
             if progress_ids:
-                await self.edit(inv.chat_id, progress_ids[0], progress)
+                progress_ids[:] = await self.edit(inv.chat_id, progress_ids, progress)
             else:
                 progress_ids.extend(await self.send(inv.chat_id, progress))
 
         reply = await self._handle(inv, ProgressSink(show))
         try:
             if progress_ids and reply.image is None:
-                await self.edit(inv.chat_id, progress_ids[0], reply)
+                await self.edit(inv.chat_id, progress_ids, reply)
             else:
                 await self.send(inv.chat_id, reply)
         except SlackApiError as exc:
@@ -336,22 +339,34 @@ class SlackAdapter:
             title=image.caption or image.filename,
         )
 
-    async def edit(self, channel: str, ts: str, reply: Reply) -> list[str]:
-        """Replaces a message with the reply (progress); any overflow is posted after it."""
+    async def edit(self, channel: str, ts: str | Sequence[str], reply: Reply) -> list[str]:
+        """Replaces the message(s) holding an earlier reply (progress) with `reply`: each one
+        updated in place, extra parts posted after them, messages no longer needed deleted.
+        Returns the timestamps now holding the reply, in order."""
+        ids = [ts] if isinstance(ts, str) else list(ts)
+        if not ids:
+            return await self.send(channel, reply)
         messages = render_blocks(replace(reply, image=None))
-        first, rest = messages[0], messages[1:]
-        await self.client.chat_update(
-            channel=channel, ts=ts, text=first.text, blocks=list(first.blocks)
-        )
-        ids = [ts]
-        for message in rest:
-            posted = await self.client.chat_postMessage(
-                channel=channel, text=message.text, blocks=list(message.blocks)
-            )
-            ids.append(str(posted["ts"]))
+        kept: list[str] = []
+        for i, message in enumerate(messages):
+            if i < len(ids):
+                await self.client.chat_update(
+                    channel=channel, ts=ids[i], text=message.text, blocks=list(message.blocks)
+                )
+                kept.append(ids[i])
+            else:
+                posted = await self.client.chat_postMessage(
+                    channel=channel, text=message.text, blocks=list(message.blocks)
+                )
+                kept.append(str(posted["ts"]))
+        for stale in ids[len(messages) :]:
+            try:
+                await self.client.chat_delete(channel=channel, ts=stale)
+            except SlackApiError as exc:  # already gone: leave it
+                log.info("slack: could not delete %s: %s", stale, exc.response.get("error"))
         if reply.image is not None:
             await self._upload(channel, reply.image)
-        return ids
+        return kept
 
     async def broadcast(self, reply: Reply) -> list[str]:
         """Posts the reply to NIGHTSHIFT_SLACK_CHANNEL (pushed alerts, briefings)."""

@@ -26,6 +26,7 @@ from telegram import (
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.render import pack, split_long, utf16_len
@@ -146,6 +147,32 @@ def _is_not_modified(exc: BadRequest) -> bool:
     return "not modified" in exc.message.lower()
 
 
+class _PollingRequest(HTTPXRequest):
+    """getUpdates' HTTP client, telling the adapter each time Telegram answers a poll: the
+    updater reports errors but not recoveries, and `status` should show both."""
+
+    def __init__(self, answered: Callable[[], None], read_timeout: float) -> None:
+        super().__init__(connection_pool_size=1, read_timeout=read_timeout)
+        self._answered = answered
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        code, payload = await super().do_request(
+            url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+        )
+        if code == 200:
+            self._answered()
+        return code, payload
+
+
 # ---- the adapter ------------------------------------------------------------------------------
 
 
@@ -185,8 +212,9 @@ class TelegramAdapter:
             Application.builder()
             .token(token)
             .job_queue(None)
+            # each update in its own task: `cancelar` is read while a runbook still runs
             .concurrent_updates(True)
-            .get_updates_read_timeout(poll_timeout + 10)
+            .get_updates_request(_PollingRequest(self._polled, read_timeout=poll_timeout + 10))
         )
         if api_url:
             builder = builder.base_url(api_url).base_file_url(_file_url(api_url))
@@ -253,6 +281,11 @@ class TelegramAdapter:
     def _on_polling_error(self, exc: Exception) -> None:
         self._state = f"degraded ({type(exc).__name__})"
         log.warning("telegram: polling error: %s", exc)
+
+    def _polled(self) -> None:
+        if self._state.startswith("degraded"):
+            self._state = f"on ({self.mode})"
+            log.info("telegram: polling works again")
 
     async def _webhook(self, request: Request) -> Response:
         given = request.headers.get(SECRET_HEADER, "")
@@ -330,18 +363,18 @@ class TelegramAdapter:
         log.error("telegram: update failed", exc_info=context.error)
 
     async def _run(self, inv: Invocation) -> None:
-        progress_ids: list[str] = []
+        progress_ids: list[str] = []  # every message the progress reply takes, in order
 
         async def show(progress: Reply) -> None:
             if progress_ids:
-                await self.edit(inv.chat_id, progress_ids[0], progress)
+                progress_ids[:] = await self.edit(inv.chat_id, progress_ids, progress)
             else:
                 progress_ids.extend(await self.send(inv.chat_id, progress))
 
         try:
             reply = await self._handle(inv, ProgressSink(show))
             if progress_ids and reply.image is None:
-                await self.edit(inv.chat_id, progress_ids[0], reply)
+                await self.edit(inv.chat_id, progress_ids, reply)
             else:
                 await self.send(inv.chat_id, reply)
         except (NetworkError, Forbidden) as exc:
@@ -426,42 +459,68 @@ class TelegramAdapter:
         messages, as_file = self._texts(body)
         for i, text in enumerate(messages):
             last = i == len(messages) - 1 and not as_file
-            sent = await self._call(
-                lambda text=text, last=last: bot.send_message(  # type: ignore[misc]
-                    chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=keyboard if last else None,
-                )
-            )
-            ids.append(str(sent.message_id))
+            ids.extend(await self._send_text(chat_id, text, keyboard if last else None))
         if as_file:
-            document = body.plain_text().encode()
-            sent = await self._call(
-                lambda: bot.send_document(
-                    chat_id,
-                    document,
-                    filename="nightshift-reply.txt",
-                    caption="📎 resposta completa / full reply",
-                    reply_markup=keyboard,
-                )
-            )
-            ids.append(str(sent.message_id))
+            ids.append(await self._send_file(chat_id, body, keyboard))
         return ids
 
-    async def edit(self, chat_id: str, message_id: str, reply: Reply) -> list[str]:
-        """Replaces a message's text with the reply (progress); any overflow is sent after it.
-        Returns the ids now holding the reply."""
-        if reply.image is not None:
+    async def edit(self, chat_id: str, message_ids: str | Sequence[str], reply: Reply) -> list[str]:
+        """Replaces the text of the message(s) holding an earlier reply (progress) with `reply`:
+        each message is edited in place, extra parts are sent after them, messages no longer
+        needed are deleted. Returns the ids now holding the reply, in order."""
+        ids = [message_ids] if isinstance(message_ids, str) else list(message_ids)
+        if reply.image is not None or not ids:
             return await self.send(chat_id, reply)
         messages, as_file = self._texts(reply)
-        if as_file or len(messages) > 1:
-            first = replace(reply, sections=(), buttons=())
-            await self._edit_one(chat_id, message_id, render_html(first)[0], None)
-            rest = replace(reply, title="")
-            return [message_id, *await self.send(chat_id, rest)]
-        await self._edit_one(chat_id, message_id, messages[0], self._keyboard(reply.buttons))
-        return [message_id]
+        keyboard = self._keyboard(reply.buttons)
+        kept: list[str] = []
+        for i, text in enumerate(messages):
+            last = i == len(messages) - 1 and not as_file
+            if i < len(ids):
+                await self._edit_one(chat_id, ids[i], text, keyboard if last else None)
+                kept.append(ids[i])
+            else:
+                kept.extend(await self._send_text(chat_id, text, keyboard if last else None))
+        for stale in ids[len(messages) :]:
+            await self._delete(chat_id, stale)
+        if as_file:
+            kept.append(await self._send_file(chat_id, reply, keyboard))
+        return kept
+
+    async def _send_text(
+        self, chat_id: str, text: str, keyboard: InlineKeyboardMarkup | None
+    ) -> list[str]:
+        bot = self.application.bot
+        sent = await self._call(
+            lambda: bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+            )
+        )
+        return [str(sent.message_id)]
+
+    async def _send_file(
+        self, chat_id: str, reply: Reply, keyboard: InlineKeyboardMarkup | None
+    ) -> str:
+        """The whole reply as a text document, for replies too long to read as messages."""
+        bot = self.application.bot
+        document = reply.plain_text().encode()
+        sent = await self._call(
+            lambda: bot.send_document(
+                chat_id,
+                document,
+                filename="nightshift-reply.txt",
+                caption="📎 resposta completa / full reply",
+                reply_markup=keyboard,
+            )
+        )
+        return str(sent.message_id)
+
+    async def _delete(self, chat_id: str, message_id: str) -> None:
+        bot = self.application.bot
+        try:
+            await self._call(lambda: bot.delete_message(chat_id, int(message_id)))
+        except BadRequest as exc:  # already gone, or too old to delete: leave it
+            log.info("telegram: could not delete message %s: %s", message_id, exc)
 
     async def _edit_one(
         self, chat_id: str, message_id: str, text: str, keyboard: InlineKeyboardMarkup | None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -11,8 +12,8 @@ import pandas as pd
 from detector.engine import Engine
 from detector.findings import Finding
 from skills.core import Clock
-from storage.records import AnomalyRecord
-from storage.store import Store
+from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
+from storage.store import Routing, Store
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ MINUTE = timedelta(minutes=1)
 HISTORY = timedelta(days=28)
 LAG = timedelta(minutes=2)  # a minute is judged once the feed has had time to deliver it
 CATCH_UP = timedelta(hours=2)  # after a long stop, judge at most this much of the past
+WATCHDOG_AFTER = timedelta(minutes=10)
+WATCHDOG_FINGERPRINT = "nightshift-watchdog-missing"
 
 
 def _record(finding: Finding, now: datetime) -> AnomalyRecord:
@@ -52,12 +55,21 @@ def _by_minute(frame: pd.DataFrame, key: str) -> dict[datetime, dict[str, int]]:
 class FeedWatch:
     """Owns one Engine; `tick()` (blocking: run it in a thread) judges what is new and stores it."""
 
-    def __init__(self, store: Store, clock: Clock, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        engine: Engine | None = None,
+        notify: Callable[[Finding], Sequence[str]] | None = None,
+        watchdog_after: timedelta = WATCHDOG_AFTER,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._engine = engine or Engine()
+        self._notify = notify
+        self._watchdog_after = watchdog_after
         self._last: datetime | None = None
-        self.on_finding: Callable[[Finding], None] | None = None
+        self._lock = threading.Lock()  # one tick at a time, whoever calls it
 
     def _closed_until(self) -> datetime:
         return self._clock.now().replace(second=0, microsecond=0) - LAG
@@ -70,6 +82,10 @@ class FeedWatch:
 
     def tick(self) -> list[Finding]:
         """Judge every closed minute since the last tick; store and return what changed."""
+        with self._lock:
+            return self._tick()
+
+    def _tick(self) -> list[Finding]:
         now = self._clock.now()
         until = self._closed_until()
         if self._last is None:
@@ -86,7 +102,32 @@ class FeedWatch:
         self._last = until
         changed.extend(self._engine.check_silence(now, self._store.last_minute(before=now)))
         for finding in changed:
-            self._store.save_anomaly(_record(finding, now))
-            if self.on_finding is not None:
-                self.on_finding(finding)
+            destinations = self._notify(finding) if self._notify is not None else ()
+            self._store.save_anomaly(_record(finding, now), notify=destinations)
         return changed
+
+    def check_watchdog(self, route: Routing) -> list[AlertChange]:
+        """Alertmanager's always-firing `Watchdog`: when it stops arriving, raise our own alert
+        (and resolve it when it comes back). Silent until a Watchdog has been seen once."""
+        now = self._clock.now()
+        watchdogs = [a for a in self._store.find_alerts("Watchdog") if a.status == "firing"]
+        if not watchdogs:
+            return []
+        last = max(a.last_received for a in watchdogs)
+        missing = now - last > self._watchdog_after
+        ours = self._store.alert(WATCHDOG_FINGERPRINT)
+        if missing == (ours is not None and ours.status == "firing"):
+            return []
+        alert = AlertIn(
+            fingerprint=WATCHDOG_FINGERPRINT,
+            status="firing" if missing else "resolved",
+            labels={"alertname": "AlertmanagerWatchdogMissing", "severity": "critical"},
+            annotations={
+                "summary": "Alertmanager's Watchdog stopped arriving: alerts may not reach us "
+                f"(last at {last.isoformat(timespec='minutes')})"
+            },
+            starts_at=last,
+            ends_at=None if missing else now,
+        )
+        group = AlertGroup("nightshift", alert.status, "nightshift:watchdog", (alert,))
+        return self._store.apply_alert_group(group, now, route)

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from skills import alerts, anomalies, help, incident, metrics, runbook, status
+from skills import (
+    alerts,
+    anomalies,
+    briefing,
+    chart,
+    help,
+    incident,
+    metrics,
+    runbook,
+    silence,
+    status,
+)
 from skills.core import SkillSpec
 
 SKILLS: tuple[SkillSpec, ...] = (
@@ -41,12 +52,57 @@ SKILLS: tuple[SkillSpec, ...] = (
         presets=(("taxa de aprovacao", "aprovacao"), ("approval rate", "aprovacao")),
     ),
     SkillSpec(
+        name="grafico",
+        aliases=("chart", "gráfico", "graph"),
+        summary_pt="gráfico PNG do período por status, com a faixa normal e as anomalias",
+        summary_en="PNG chart of the period per status, with the normal band and anomalies",
+        usage="grafico [período] [status]",
+        run=chart.run,
+    ),
+    SkillSpec(
+        name="briefing",
+        aliases=("resumo", "shift briefing"),
+        summary_pt="o briefing do turno: 24h (foco nas 8h), anomalias, alertas, silêncios, "
+        "volume esperado, pendências",
+        summary_en="the shift briefing: last 24h (8h in focus), anomalies, alerts, silences, "
+        "expected volume, pending",
+        usage="briefing",
+        run=briefing.run,
+    ),
+    SkillSpec(
+        name="passagem",
+        aliases=("handoff", "passagem de turno", "shift handoff"),
+        summary_pt="a passagem de turno: a noite, acks, runbooks, incidentes, "
+        "MTTA/MTTR vs 7 noites",
+        summary_en="the shift handoff: the night, acks, runbooks, incidents, MTTA/MTTR vs 7 nights",
+        usage="passagem",
+        run=briefing.run_handoff,
+    ),
+    SkillSpec(
         name="incidente",
         aliases=("incident", "incidentes", "incidents"),
         summary_pt="abre um incidente, lista os abertos, ou `incidente fechar N`",
         summary_en="opens an incident, lists open ones, or `incident close N`",
         usage="incidente [descrição]",
         run=incident.run,
+    ),
+    SkillSpec(
+        name="silenciar",
+        aliases=("silence", "silenciar alerta", "mute"),
+        summary_pt="silencia um alerta no Alertmanager (id ou nome) ou um tipo de anomalia "
+        "(`tipo:métrica`) pela duração",
+        summary_en="silences an alert in Alertmanager (id or name) or an anomaly kind "
+        "(`kind:metric`) for the duration",
+        usage="silenciar ALVO DURAÇÃO [comentário]",
+        run=silence.run,
+    ),
+    SkillSpec(
+        name="ack",
+        aliases=("reconhecer", "acknowledge"),
+        summary_pt="registra que você está cuidando do alerta; edita as mensagens enviadas",
+        summary_en="records that you are on the alert; edits the messages already sent",
+        usage="ack ALVO",
+        run=silence.ack,
     ),
     SkillSpec(
         name="runbook",

@@ -20,9 +20,17 @@ from storage import schema
 
 Migration = Callable[[Operations], None]
 
+
+def _v2_outbox(op: Operations) -> None:
+    """Version 2: the notification outbox and its per-destination deliveries."""
+    bind = op.get_bind()
+    schema.notifications.create(bind)
+    schema.deliveries.create(bind)
+
+
 # Version N is reached by running MIGRATIONS[N - 2]; version 1 is the first released schema.
 # Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (_v2_outbox,)
 
 HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 
@@ -162,4 +163,36 @@ state = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The outbox (schema version 2): what must be told, and to whom, written in the same transaction
+# as the change it tells of, so a crash can neither lose nor invent a notification.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject_kind", String(16), nullable=False),  # alert | finding | reply
+    Column("subject", String(128), nullable=False),  # fingerprint, finding key, or a name
+    Column("event", String(16), nullable=False),  # firing | resolved | ack | opened | ...
+    Column("severity", String(32), nullable=False),
+    Column("body", JSON, nullable=False),  # for `reply`: the reply itself
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_notifications_subject", "subject_kind", "subject"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification_id", Integer, nullable=False),
+    Column("destination", String(160), nullable=False),  # telegram:<chat>, slack:<channel>, console
+    Column("status", String(16), nullable=False),  # pending | sent | failed | merged
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("message_ref", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    UniqueConstraint("notification_id", "destination", name="uq_delivery_once"),
+    Index("ix_deliveries_due", "status", "next_at"),
 )

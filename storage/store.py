@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from storage import schema
+from storage import outbox, schema
 from storage.feed import FeedBatch
 from storage.migrations import SchemaTooNewError, migrate
 from storage.records import (
@@ -55,6 +55,7 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 _CHUNK = 2000
+Routing = Callable[[str], Sequence[str]]  # severity → destinations
 
 
 class StorageError(Exception):
@@ -275,6 +276,28 @@ class Store:
         with self._read() as conn:
             return {str(s): int(n or 0) for s, n in conn.execute(query).all()}
 
+    def hourly_totals(self, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
+        """Totals per status of each whole hour from `start` up to `end` (UTC hour keys), summed
+        in the database in one query; hours with no traffic are present and empty."""
+        c = schema.counts
+        origin = _epoch(start)
+        hour = ((c.c.minute - origin) // 3600).label("hour")
+        query = (
+            select(hour, c.c.status, func.sum(c.c["count"]))
+            .where(c.c.minute >= origin, c.c.minute < _epoch(end))
+            .group_by(hour, c.c.status)
+        )
+        out: dict[datetime, dict[str, int]] = {}
+        when = start.astimezone(UTC)
+        while when < end:
+            out[when] = {}
+            when += timedelta(hours=1)
+        with self._read() as conn:
+            for h, status, total in conn.execute(query):
+                key = datetime.fromtimestamp(origin + 3600 * int(h), UTC)
+                out.setdefault(key, {})[str(status)] = int(total or 0)
+        return out
+
     def last_minute(self, before: datetime | None = None) -> datetime | None:
         """The newest minute that has any bucket (and starts before `before`, if given)."""
         query = select(func.max(schema.counts.c.minute))
@@ -316,8 +339,14 @@ class Store:
 
     # -- alerts -------------------------------------------------------------------------------
 
-    def apply_alert_group(self, group: AlertGroup, now: datetime) -> list[AlertChange]:
-        """Store a webhook's alerts; returns the state changes (none for a re-sent group)."""
+    def apply_alert_group(
+        self, group: AlertGroup, now: datetime, route: Routing | None = None
+    ) -> list[AlertChange]:
+        """Store a webhook's alerts; returns the state changes (none for a re-sent group).
+
+        With `route` (severity → destinations), each firing or resolution is queued in the outbox
+        in the same transaction, so it is told exactly once per destination.
+        """
         a = schema.alerts
         changes: list[AlertChange] = []
         fingerprints = [alert.fingerprint for alert in group.alerts]
@@ -379,6 +408,18 @@ class Store:
                         ends_at=alert.ends_at,
                     )
                 )
+                # A resolution nobody saw fire is history, not news.
+                if route is not None and (old is not None or alert.status == "firing"):
+                    outbox.enqueue(
+                        conn,
+                        subject_kind="alert",
+                        subject=alert.fingerprint,
+                        event=alert.status,
+                        severity=alert.severity,
+                        destinations=route(alert.severity),
+                        now=now,
+                        body={"group": group.group_key},
+                    )
         return changes
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
@@ -415,11 +456,26 @@ class Store:
             return [_alert(row._mapping) for row in conn.execute(query)]
 
     def ack_alert(self, fingerprint: str, who: str, now: datetime) -> bool:
+        """Record who acknowledged; every message already sent about it is queued for an edit."""
         a = schema.alerts
         with self._write() as conn:
             result = conn.execute(
                 update(a).where(a.c.fingerprint == fingerprint).values(acked_by=who, acked_at=now)
             )
+            if result.rowcount:
+                severity = conn.execute(
+                    select(a.c.severity).where(a.c.fingerprint == fingerprint)
+                ).scalar_one()
+                outbox.enqueue(
+                    conn,
+                    subject_kind="alert",
+                    subject=fingerprint,
+                    event="ack",
+                    severity=str(severity),
+                    destinations=outbox.destinations_told(conn, "alert", fingerprint),
+                    now=now,
+                    body={"by": who},
+                )
         return bool(result.rowcount)
 
     def alert_counts_since(self, since: datetime) -> dict[str, int]:
@@ -431,8 +487,13 @@ class Store:
 
     # -- anomalies ----------------------------------------------------------------------------
 
-    def save_anomaly(self, record: AnomalyRecord) -> None:
-        """Insert or update a detector episode by its key."""
+    def save_anomaly(self, record: AnomalyRecord, notify: Sequence[str] = ()) -> None:
+        """Insert or update a detector episode by its key.
+
+        `notify` are the destinations told of critical episodes, in the same transaction: once
+        when an episode first is critical (new, or escalated from warning), once when it
+        resolves. Updates in between are stored, not pushed.
+        """
         values = {
             "kind": record.kind,
             "metric": record.metric,
@@ -449,9 +510,29 @@ class Store:
             "explanation_en": record.explanation_en,
             "resolved": record.resolved,
         }
+        n = schema.anomalies
         with self._write() as conn:
-            stmt = self._insert(schema.anomalies).values(key=record.key, **values)
+            before = conn.execute(
+                select(n.c.severity, n.c.resolved).where(n.c.key == record.key)
+            ).first()
+            stmt = self._insert(n).values(key=record.key, **values)
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
+            was_critical = before is not None and before.severity == "critical"
+            was_open = before is not None and not before.resolved
+            if record.resolved:
+                event = "resolved" if was_critical and was_open else None
+            else:
+                event = "opened" if record.severity == "critical" and not was_critical else None
+            if event is not None:
+                outbox.enqueue(
+                    conn,
+                    subject_kind="finding",
+                    subject=record.key,
+                    event=event,
+                    severity=record.severity,
+                    destinations=notify,
+                    now=record.updated_at,
+                )
 
     def anomalies(
         self, start: datetime, end: datetime, *, open_only: bool = False
@@ -474,6 +555,76 @@ class Store:
         query = select(n).where(n.c.resolved.is_(False)).order_by(n.c.start.desc())
         with self._read() as conn:
             return [_anomaly(row._mapping) for row in conn.execute(query)]
+
+    def anomaly(self, key: str) -> AnomalyRecord | None:
+        n = schema.anomalies
+        with self._read() as conn:
+            row = conn.execute(select(n).where(n.c.key == key)).first()
+        return None if row is None else _anomaly(row._mapping)
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        subject_kind: str,
+        subject: str,
+        event: str,
+        severity: str,
+        destinations: Sequence[str],
+        now: datetime,
+        body: Mapping[str, Any] | None = None,
+        once: bool = False,
+    ) -> int | None:
+        """Queue a notification (a briefing, a notice) for delivery to each destination;
+        `once`: not if one about the same subject was ever queued (a briefing per shift)."""
+        with self._write() as conn:
+            if once and outbox.exists(conn, subject_kind, subject):
+                return None
+            return outbox.enqueue(
+                conn,
+                subject_kind=subject_kind,
+                subject=subject,
+                event=event,
+                severity=severity,
+                destinations=destinations,
+                now=now,
+                body=body,
+            )
+
+    def claim_deliveries(
+        self, now: datetime, lease: timedelta, limit: int = 100
+    ) -> list[outbox.Delivery]:
+        """Due deliveries leased to the caller; another replica cannot claim them meanwhile."""
+        with self._write() as conn:
+            return outbox.claim(conn, now, lease, limit, self._dialect == "postgresql")
+
+    def finish_deliveries(
+        self,
+        ids: Sequence[int],
+        status: str,
+        now: datetime,
+        *,
+        ref: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record how claimed deliveries went: sent, merged, failed, or (retry_at) due again."""
+        with self._write() as conn:
+            outbox.finish(conn, ids, status, now, ref=ref, error=error, retry_at=retry_at)
+
+    def message_ref(self, subject_kind: str, subject: str, destination: str) -> str | None:
+        with self._read() as conn:
+            return outbox.message_ref(conn, subject_kind, subject, destination)
+
+    def undelivered(self, subject_kind: str, subject: str) -> list[str]:
+        """Destinations a notification has not reached yet (empty: delivered everywhere)."""
+        with self._read() as conn:
+            return outbox.undelivered(conn, subject_kind, subject)
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            return outbox.counts(conn)
 
     # -- incidents ----------------------------------------------------------------------------
 

@@ -250,3 +250,62 @@ async def test_socket_mode_envelopes_are_acked_and_answered(
         assert adapter.state() == "on (socket)"
     finally:
         await adapter.stop()
+
+
+async def test_a_long_progress_message_is_replaced_whole(slack: FakeSlack) -> None:
+    long = tuple(Section(f"parte {i}", ("x",)) for i in range(40))  # 80 blocks: two messages
+
+    async def handle(inv: Invocation, progress: ProgressSink | None = None) -> Reply:
+        assert progress is not None
+        await progress.update(Reply(title="passo 1", sections=long))
+        await progress.update(Reply(title="passo 2", sections=long))
+        return Reply(title="runbook ok")
+
+    adapter = SlackAdapter(slack.bot_token, SECRET, None, slack.api_url, CHANNEL, handle)
+    await adapter.start()
+    try:
+        app = Starlette(routes=adapter.routes())
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://bot"
+        ) as http:
+            await post_command(http, slack, "runbook x")
+            await slack.wait_for("chat.delete")
+    finally:
+        await adapter.stop()
+    (message,) = slack.posted(CHANNEL)
+    assert message.block_texts() == ["runbook ok"]
+    assert len(slack.calls_to("chat.postMessage")) == 2  # the first progress only
+    assert len(slack.deleted) == 1
+
+
+async def test_api_url_without_trailing_slash(slack: FakeSlack, skills: Skills) -> None:
+    # NIGHTSHIFT_SLACK_API_URL is read without its trailing slash
+    base = slack.api_url.rstrip("/")
+    adapter = SlackAdapter(slack.bot_token, SECRET, None, base, CHANNEL, skills.handle)
+    await adapter.start()
+    await adapter.stop()
+    assert [c.method for c in slack.calls] == ["auth.test"]
+
+
+async def test_a_command_is_answered_while_another_still_runs(slack: FakeSlack) -> None:
+    cancelled = asyncio.Event()
+
+    async def handle(inv: Invocation, progress: ProgressSink | None = None) -> Reply:
+        if inv.text == "cancelar":
+            cancelled.set()
+            return Reply(title="cancelando")
+        await asyncio.wait_for(cancelled.wait(), 5)
+        return Reply(title="runbook: cancelado")
+
+    adapter = SlackAdapter(slack.bot_token, None, slack.app_token, slack.api_url, CHANNEL, handle)
+    await adapter.start()
+    try:
+        await slack.wait_for_socket()
+        first = await slack.send_envelope("slash_commands", slack.slash_command_form("runbook"))
+        await slack.wait_for_ack(first)
+        second = await slack.send_envelope("slash_commands", slack.slash_command_form("cancelar"))
+        await slack.wait_for_ack(second)
+        answers = await slack.wait_for_messages(CHANNEL, count=2)
+    finally:
+        await adapter.stop()
+    assert [m.block_texts() for m in answers] == [["cancelando"], ["runbook: cancelado"]]

@@ -283,3 +283,57 @@ async def test_webhook_mode_checks_the_secret_token(tg: FakeTelegram, skills: Sk
         assert answer.text.startswith("Status")
     finally:
         await adapter.stop()
+
+
+async def test_a_polling_error_is_reported_then_cleared(
+    tg: FakeTelegram, adapter: TelegramAdapter
+) -> None:
+    polls = len(tg.calls_to("getUpdates"))  # the last one is still waiting for updates
+    tg.fail("getUpdates", status=502)
+    await tg.wait_for("getUpdates", count=polls + 2)  # the failed poll, then the next one
+    assert adapter.state() == "degraded (NetworkError)"
+    tg.send_user_message(OPERATOR, "/status")
+    await tg.wait_for_messages(OPERATOR, within=5)
+    assert adapter.state() == "on (polling)"
+
+
+async def test_a_long_progress_message_is_replaced_whole(
+    tg: FakeTelegram, adapter: TelegramAdapter, skills: Skills
+) -> None:
+    lines = long_lines(120)  # about 8 600 characters: three messages
+
+    async def runbook(inv: Invocation, progress: ProgressSink | None) -> Reply:
+        assert progress is not None
+        await progress.update(Reply(title="passo 1", sections=(Section("log", lines),)))
+        await progress.update(Reply(title="passo 2", sections=(Section("log", lines),)))
+        return Reply(title="runbook: ok ✅")
+
+    skills.replies["runbook"] = runbook
+    tg.send_user_message(OPERATOR, "runbook x")
+    await tg.wait_for("deleteMessage", count=2)
+    (message,) = tg.sent(OPERATOR)
+    assert message.text == "runbook: ok ✅"
+    assert len(tg.calls_to("sendMessage")) == 3  # the first progress; later ones edited it
+    assert [m.message_id for m in tg.deleted] == [message.message_id + 1, message.message_id + 2]
+
+
+async def test_a_command_is_answered_while_another_still_runs(
+    tg: FakeTelegram, adapter: TelegramAdapter, skills: Skills
+) -> None:
+    cancelled = asyncio.Event()
+
+    async def runbook(inv: Invocation, progress: ProgressSink | None) -> Reply:
+        await asyncio.wait_for(cancelled.wait(), 5)
+        return Reply(title="runbook: cancelado")
+
+    def cancel(inv: Invocation, progress: ProgressSink | None) -> Reply:
+        cancelled.set()
+        return Reply(title="cancelando")
+
+    skills.replies["runbook"] = runbook
+    skills.replies["cancelar"] = cancel
+    tg.send_user_message(OPERATOR, "runbook lento")
+    await asyncio.sleep(0.1)
+    tg.send_user_message(OPERATOR, "cancelar")
+    first, second = await tg.wait_for_messages(OPERATOR, count=2)
+    assert (first.text, second.text) == ("cancelando", "runbook: cancelado")

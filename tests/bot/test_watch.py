@@ -6,9 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.app import Core
+from bot.delivery import Routes
 from bot.watch import FeedWatch
 from skills.core import Invocation
 from storage.feed import load_file
+from storage.records import AlertGroup, AlertIn
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock
 
@@ -36,3 +38,54 @@ async def test_a_labelled_failed_surge_is_found_live_and_shown(
     assert any("failed" in a.statuses for a in stored)
     reply = await core.handle(Invocation("console", "op", "anomalias 1h"))
     assert "failed" in reply.plain_text()
+
+
+def _watchdog(core: Core, when: datetime) -> None:
+    alert = AlertIn("wd", "firing", {"alertname": "Watchdog", "severity": "none"}, {}, when, None)
+    core.store.apply_alert_group(AlertGroup("nightshift", "firing", "g", (alert,)), when)
+
+
+def test_a_silent_watchdog_raises_our_own_critical_alert_and_clears(
+    core: Core, clock: FixedClock
+) -> None:
+    routes = Routes.default("C1", ["-100"], console=False)
+    watch = FeedWatch(core.store, clock)
+    assert watch.check_watchdog(routes) == []  # no Watchdog ever seen: nothing to miss
+    _watchdog(core, clock.now())
+    clock.advance(minutes=9)
+    assert watch.check_watchdog(routes) == []
+    clock.advance(minutes=2)
+    [raised] = watch.check_watchdog(routes)
+    ours = core.store.alert(raised.fingerprint)
+    assert ours is not None and ours.severity == "critical"
+    assert ours.alertname == "AlertmanagerWatchdogMissing"
+    assert watch.check_watchdog(routes) == []  # raised once
+    claimed = core.store.claim_deliveries(clock.now(), timedelta(minutes=1))
+    assert sorted(d.destination for d in claimed) == ["slack:C1", "telegram:-100"]
+    _watchdog(core, clock.now())
+    [cleared] = watch.check_watchdog(routes)
+    assert cleared.new_status == "resolved"
+
+
+async def test_critical_findings_are_queued_once_when_opened_and_once_when_resolved(
+    core: Core, clock: FixedClock
+) -> None:
+    batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
+    core.store.ingest(batch)
+    start = datetime(2025, 7, 13, 16, 0, tzinfo=SP).astimezone(UTC)
+    clock.set(start - timedelta(minutes=30))
+    watch = FeedWatch(core.store, clock, notify=lambda f: ("console",))
+    watch.warm()
+    for _ in range(120):
+        clock.advance(minutes=1)
+        watch.tick()
+    claimed = core.store.claim_deliveries(clock.now(), timedelta(minutes=1), limit=1000)
+    events = [(d.subject, d.event) for d in claimed]
+    critical = {
+        a.key
+        for a in core.store.anomalies(start - timedelta(hours=1), clock.now())
+        if a.severity == "critical"
+    }
+    assert critical and {s for s, _ in events} <= critical
+    for key in {s for s, _ in events}:
+        assert [e for s, e in events if s == key] in (["opened"], ["opened", "resolved"])

@@ -120,7 +120,8 @@ class FakeSlack:
         self.host = host
         self.port = 0
         self.calls: list[SlackCall] = []
-        self.messages: list[SlackMessage] = []
+        self.messages: list[SlackMessage] = []  # what the channels show: deleted ones are gone
+        self.deleted: list[SlackMessage] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []  # posts to response_url
         self.uploads: dict[str, dict[str, Any]] = {}
@@ -176,6 +177,11 @@ class FakeSlack:
 
     def calls_to(self, method: str) -> list[SlackCall]:
         return [c for c in self.calls if c.method == method]
+
+    @property
+    def sockets_open(self) -> int:
+        """Socket Mode connections open now."""
+        return len(self._sockets)
 
     def posted(self, channel: str | None = None) -> list[SlackMessage]:
         return [m for m in self.messages if channel is None or m.channel == channel]
@@ -511,6 +517,16 @@ class FakeSlack:
             "text": text,
             "message": self._message_object(message),
         }
+
+    def _m_chat_delete(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        ts = str(args.get("ts", ""))
+        message = next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+        if message is None:
+            raise SlackError("message_not_found")
+        self.messages.remove(message)
+        self.deleted.append(message)
+        return {"channel": channel, "ts": ts}
 
     def _m_chat_postephemeral(self, args: Mapping[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)

@@ -222,7 +222,8 @@ class FakeTelegram:
         self.host = host
         self.port = 0
         self.calls: list[TelegramCall] = []
-        self.messages: list[BotMessage] = []
+        self.messages: list[BotMessage] = []  # what the chats show: deleted ones are gone
+        self.deleted: list[BotMessage] = []
         self.commands: list[dict[str, Any]] = []
         self.webhook: dict[str, Any] | None = None
         self.webhook_deliveries: list[int] = []  # HTTP statuses of webhook POSTs
@@ -729,6 +730,12 @@ class FakeTelegram:
 
     async def _m_senddocument(self, params: Mapping[str, Any]) -> Any:
         return self._message_object(await self._send_file(params, "document"))
+
+    async def _m_deletemessage(self, params: Mapping[str, Any]) -> Any:
+        message = self.find(_chat_id(params), int(params["message_id"]))
+        self.messages.remove(message)
+        self.deleted.append(message)
+        return True
 
     async def _m_answercallbackquery(self, params: Mapping[str, Any]) -> Any:
         query_id = str(params["callback_query_id"])

@@ -69,7 +69,16 @@ def test_unreadable_periods_are_refused_politely(text: str) -> None:
 
 def test_every_skill_module_is_registered_and_in_help() -> None:
     handlers = {spec.run.__module__ for spec in SKILLS}
-    infrastructure = {"core", "router", "registry", "access", "periods", "formatting", "baseline"}
+    infrastructure = {
+        "core",
+        "router",
+        "registry",
+        "access",
+        "periods",
+        "formatting",
+        "baseline",
+        "notices",
+    }
     modules = {
         f"skills.{m.name}"
         for m in pkgutil.iter_modules(skills.__path__)

@@ -211,3 +211,56 @@ def test_retention_drops_old_minutes_only(store: Store) -> None:
 def test_naive_datetimes_are_rejected(sqlite_store: Store) -> None:
     with pytest.raises(StorageError):
         sqlite_store.set_state("k", "v", datetime(2025, 1, 1))  # noqa: DTZ001 - the point
+
+
+def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(database_url)
+    v1 = [
+        t
+        for name, t in schema.metadata.tables.items()
+        if name not in ("notifications", "deliveries")
+    ]
+    schema.metadata.create_all(engine, tables=v1)
+    with engine.begin() as conn:
+        conn.execute(insert(schema.schema_version).values(version=1, applied_at=NOW))
+        conn.execute(insert(schema.incidents).values(title="kept", opened_by="x", opened_at=NOW))
+    engine.dispose()
+    upgraded = open_store(database_url)
+    try:
+        assert upgraded.schema_version() == HEAD == 2
+        assert [i.title for i in upgraded.incidents()] == ["kept"]
+        assert {"notifications", "deliveries"} <= set(inspect(upgraded.engine).get_table_names())
+        assert (
+            upgraded.enqueue(
+                subject_kind="reply",
+                subject="x",
+                event="post",
+                severity="info",
+                destinations=["console"],
+                now=NOW,
+            )
+            is not None
+        )
+    finally:
+        upgraded.close()
+
+
+def test_outbox_claims_are_leased(store: Store) -> None:
+    store.enqueue(
+        subject_kind="reply",
+        subject="b",
+        event="post",
+        severity="info",
+        destinations=["console", "slack:C1", "console"],
+        now=NOW,
+    )
+    first = store.claim_deliveries(NOW, timedelta(minutes=2))
+    assert sorted(d.destination for d in first) == ["console", "slack:C1"]
+    assert store.claim_deliveries(NOW + timedelta(minutes=1), timedelta(minutes=2)) == []
+    again = store.claim_deliveries(NOW + timedelta(minutes=3), timedelta(minutes=2))
+    assert len(again) == 2
+    store.finish_deliveries([d.id for d in again], "sent", NOW, ref="m1")
+    assert store.outbox_counts() == {"sent": 2}
+    assert store.message_ref("reply", "b", "slack:C1") == "m1"

@@ -1,0 +1,197 @@
+"""`nightshift demo`: `serve` on a throwaway store, with a simulated night replayed into it.
+
+Three days of normal traffic are loaded first (the detector's history), then a night with
+injected incidents is posted to the bot's own `/transactions` minute by minute, on a clock that
+runs `--speed` times faster than the wall clock. An Alertmanager-style alert fires and resolves
+in the middle of it. Everything the bot pushes shows on the console (and on Slack/Telegram when
+configured); every command works against the simulated time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import uvicorn
+
+from bot.app import App, build_core
+from bot.errors import CliError
+from bot.settings import Settings
+from detector import DetectorError
+from detector.simulate import Label, simulate
+from storage.feed import CountRow, FeedBatch
+from storage.store import open_store
+
+DEMO_DB = Path("nightshift-demo.db")
+HISTORY = timedelta(days=3)
+NIGHT_INCIDENTS = ("failed_surge", "outage", "denied_surge")
+
+
+class DemoClock:
+    """Simulated time: starts at `start` and runs `speed` times faster than the wall clock."""
+
+    def __init__(self, start: datetime, speed: float) -> None:
+        self._start = start
+        self._speed = speed
+        self._t0 = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
+
+    async def wait_until(self, when: datetime) -> None:
+        """Sleep (real time) until the simulated clock reaches `when`."""
+        ahead = (when - self.now()).total_seconds()
+        if ahead > 0:
+            await asyncio.sleep(ahead / self._speed)
+
+
+def _batch(frame: pd.DataFrame) -> FeedBatch:
+    rows = zip(frame["minute"], frame["status"], frame["count"], strict=True)
+    return FeedBatch(counts=tuple(CountRow(int(m.timestamp()), str(s), int(c)) for m, s, c in rows))
+
+
+def _alert(status: str, starts: datetime, ends: datetime | None) -> dict[str, object]:
+    end = (ends or datetime(1, 1, 1, tzinfo=UTC)).isoformat().replace("+00:00", "Z")
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="PaymentsApiLatencyHigh"}',
+        "status": status,
+        "receiver": "nightshift",
+        "externalURL": "http://alertmanager.demo:9093",
+        "alerts": [
+            {
+                "status": status,
+                "labels": {
+                    "alertname": "PaymentsApiLatencyHigh",
+                    "severity": "critical",
+                    "service": "payments-api",
+                },
+                "annotations": {
+                    "summary": "p99 latency of payments-api above 2 s",
+                    "runbook": "check-http",
+                },
+                "startsAt": starts.isoformat().replace("+00:00", "Z"),
+                "endsAt": end,
+                "generatorURL": "http://prometheus.demo:9090/graph",
+                "fingerprint": "d3m0a1e7d3m0a1e7",
+            }
+        ],
+    }
+
+
+async def _replay(
+    app: App, clock: DemoClock, night: FeedBatch, url: str, token: str | None, night_start: datetime
+) -> None:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    by_minute: dict[int, list[dict[str, object]]] = {}
+    for row in night.counts:
+        stamp = datetime.fromtimestamp(row.minute, UTC).isoformat()
+        by_minute.setdefault(row.minute, []).append(
+            {"timestamp": stamp, "status": row.status, "count": row.count}
+        )
+    fire_at, resolve_at = night_start + timedelta(hours=2), night_start + timedelta(hours=3)
+    sent_alert = resolved_alert = False
+    async with httpx.AsyncClient(timeout=30) as client:
+        for minute in sorted(by_minute):
+            await clock.wait_until(datetime.fromtimestamp(minute + 60, UTC))
+            await client.post(f"{url}/transactions", json=by_minute[minute], headers=headers)
+            now = clock.now()
+            if not sent_alert and now >= fire_at:
+                sent_alert = True
+                body = json.dumps(_alert("firing", fire_at, None))
+                await client.post(f"{url}/webhooks/alertmanager", content=body, headers=headers)
+            if not resolved_alert and now >= resolve_at:
+                resolved_alert = True
+                body = json.dumps(_alert("resolved", fire_at, resolve_at))
+                await client.post(f"{url}/webhooks/alertmanager", content=body, headers=headers)
+    if app.console is not None:
+        app.console.print("demo: a noite simulada terminou / the simulated night is over")
+
+
+def _night(hours: int, seed: int, start: datetime) -> tuple[pd.DataFrame, list[Label]]:
+    """The simulated night: the first seed after `seed` whose incidents all fit in it."""
+    for attempt in range(seed + 1, seed + 50):
+        try:
+            return simulate(hours=hours, seed=attempt, incidents=NIGHT_INCIDENTS, start=start)
+        except DetectorError:
+            continue
+    raise CliError(f"--hours: {hours} hours are too few for the demo's incidents (try 10)")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings: Settings = args.settings
+    if args.speed <= 0 or args.speed > 3600:
+        raise CliError("--speed: must be above 0 and at most 3600")
+    tz = settings.timezone
+    local_now = datetime.now(tz)
+    # From the evening peak into the night: an incident needs traffic to be seen at all.
+    night_start = (
+        (local_now - timedelta(days=1))
+        .replace(hour=16, minute=0, second=0, microsecond=0)
+        .astimezone(UTC)
+    )
+    history, _ = simulate(
+        hours=int(HISTORY.total_seconds() // 3600),
+        seed=args.seed,
+        incidents=[],
+        start=night_start - HISTORY,
+    )
+    night, labels = _night(args.hours, args.seed, night_start)
+    for path in (DEMO_DB, Path(f"{DEMO_DB}-wal"), Path(f"{DEMO_DB}-shm")):
+        path.unlink(missing_ok=True)
+    demo_settings = dataclasses.replace(settings, database_url=f"sqlite:///{DEMO_DB}")
+    store = open_store(demo_settings.database_url)
+    store.ingest(_batch(history))
+    clock = DemoClock(night_start, args.speed)
+    app = App(build_core(demo_settings, clock, store))
+    app.tick_every = 60.0 / args.speed
+    print(
+        f"demo: {args.hours}h of night from {night_start.astimezone(tz):%d/%m %H:%M} at "
+        f"{args.speed:g}x; incidents:",
+        file=sys.stderr,
+    )
+    for label in labels:
+        print(
+            f"  {label.kind}: {label.start.astimezone(tz):%H:%M}–{label.end.astimezone(tz):%H:%M}",
+            file=sys.stderr,
+        )
+    url = f"http://{settings.host}:{settings.port}"
+    token = settings.webhook_token.value if settings.webhook_token else None
+    config = uvicorn.Config(
+        app.asgi(),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    app.on_console_exit = lambda: setattr(server, "should_exit", True)
+
+    app.run_in_background(lambda: _replay(app, clock, _batch(night), url, token, night_start))
+    try:
+        asyncio.run(server.serve())
+    finally:
+        store.close()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("demo", help="serve plus a simulated night replayed into it")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated minutes per real minute (default 60: an hour a minute)",
+    )
+    p.add_argument("--hours", type=int, default=10, help="hours simulated, from 16:00 local")
+    p.add_argument("--seed", type=int, default=7, help="seed of the simulated feed")
+    p.set_defaults(handler=cmd_demo)

@@ -1,0 +1,346 @@
+"""`grafico [período] [status]`: a PNG of one status over the period, its normal band, anomalies.
+
+The band is what `status` and `metricas` call normal (skills/baseline.py): the same window on
+previous days. Each bucket's expected value is the median of that bucket and its neighbours
+(about 15 minutes) over the previous days that had traffic, and the band runs from their 10th to
+their 90th percentile, so one bad night in the history widens it only a little. Windows up to a
+day compare with the previous 7 days; up to a week, with the previous 3 weeks (the same
+weekdays); longer windows get no band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from detector.chart import render_chart
+from detector.findings import Finding
+from skills.core import Image, Invocation, Reply, SkillContext, SkillError, normalize
+from skills.formatting import number, percent
+from skills.periods import describe, parse_period, split_period
+from storage.records import AnomalyRecord
+from storage.store import Store
+
+DEFAULT_PERIOD = timedelta(hours=6)
+DEFAULT_STATUS = "approved"
+#: (longest window, bucket): at most about 360 points, whatever the period.
+BUCKETS = (
+    (timedelta(hours=6), timedelta(minutes=1)),
+    (timedelta(days=1), timedelta(minutes=5)),
+    (timedelta(days=3), timedelta(minutes=15)),
+    (timedelta(days=7), timedelta(minutes=30)),
+    (timedelta(days=30), timedelta(hours=2)),
+    (timedelta(days=90), timedelta(hours=6)),
+)
+BAND = (0.1, 0.9)
+NEIGHBOURHOOD = timedelta(minutes=15)
+#: Statuses of real feeds, offered when the store has none to list yet (SPEC.md).
+FEED_STATUSES = (
+    "approved",
+    "denied",
+    "failed",
+    "reversed",
+    "backend_reversed",
+    "refunded",
+    "processing",
+)
+#: Portuguese names operators type for the statuses the feeds use.
+STATUS_WORDS = {
+    "aprovada": "approved",
+    "aprovadas": "approved",
+    "aprovados": "approved",
+    "aprovacao": "approved",
+    "negada": "denied",
+    "negadas": "denied",
+    "recusada": "denied",
+    "recusadas": "denied",
+    "falha": "failed",
+    "falhas": "failed",
+    "falhada": "failed",
+    "falhadas": "failed",
+    "estornada": "reversed",
+    "estornadas": "reversed",
+    "estorno": "reversed",
+    "estornos": "reversed",
+    "reembolsada": "refunded",
+    "reembolsadas": "refunded",
+    "reembolso": "refunded",
+    "reembolsos": "refunded",
+    "processando": "processing",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The buckets of the chart: `index` holds each bucket's start (UTC), all `bucket` long."""
+
+    start: datetime
+    end: datetime
+    bucket: timedelta
+    index: pd.DatetimeIndex
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """What the chart needs, read from the store in one go.
+
+    `counts` and each of `history` are bucket x status tables on `window.index` (zero where no
+    transaction came); `history` has one table per previous day (or week) that had traffic.
+    """
+
+    window: Window
+    counts: pd.DataFrame
+    history: tuple[pd.DataFrame, ...]
+    anomalies: tuple[AnomalyRecord, ...]
+
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        seen = {str(c) for c in self.counts.columns}
+        for table in self.history:
+            seen.update(str(c) for c in table.columns)
+        return tuple(sorted(seen))
+
+
+def bucket_for(period: timedelta) -> timedelta:
+    """The bucket size of a chart of `period`: one minute up to 6 hours, coarser beyond."""
+    for longest, bucket in BUCKETS:
+        if period <= longest:
+            return bucket
+    return BUCKETS[-1][1]
+
+
+def window_for(now: datetime, period: timedelta) -> Window:
+    """Whole buckets ending at the current minute (not included: it is still filling), so the
+    last point never shows a half-counted bucket as a dip."""
+    end = now.replace(second=0, microsecond=0)
+    bucket = bucket_for(period)
+    count = max(1, math.ceil(period / bucket))
+    start = end - count * bucket
+    index = pd.date_range(pd.Timestamp(start).tz_convert("UTC"), periods=count, freq=bucket)
+    return Window(start, end, bucket, index)
+
+
+def history_shifts(window: Window) -> tuple[timedelta, ...]:
+    """How far back the comparable windows lie: previous days, previous weeks, or none."""
+    span = window.end - window.start
+    if span <= timedelta(days=1):
+        return tuple(timedelta(days=d) for d in range(1, 8))
+    if span <= timedelta(days=7):
+        return tuple(timedelta(weeks=w) for w in range(1, 4))
+    return ()
+
+
+def _table(frame: pd.DataFrame, start: datetime, window: Window) -> pd.DataFrame:
+    """A `minute, status, count` frame of [start, start + span) as buckets x statuses."""
+    slots = range(len(window.index))
+    if frame.empty:
+        return pd.DataFrame(index=window.index)
+    offset = pd.to_datetime(frame["minute"], utc=True) - pd.Timestamp(start)
+    slot = (offset // pd.Timedelta(window.bucket)).astype("int64")
+    grouped = (
+        frame.assign(slot=slot, status=frame["status"].astype(str))
+        .groupby(["slot", "status"])["count"]
+        .sum()
+        .unstack(fill_value=0)
+        .reindex(slots, fill_value=0)
+    )
+    grouped.index = window.index
+    return grouped.astype("int64")
+
+
+def read_chart(store: Store, window: Window) -> ChartData:
+    """The window's counts, the comparable windows before it, and its anomalies (blocking)."""
+    counts = _table(store.counts_frame(window.start, window.end), window.start, window)
+    history: list[pd.DataFrame] = []
+    for shift in history_shifts(window):
+        start = window.start - shift
+        table = _table(store.counts_frame(start, window.end - shift), start, window)
+        if int(table.to_numpy().sum()) > 0:
+            history.append(table)
+    anomalies = tuple(store.anomalies(window.start, window.end))
+    return ChartData(window, counts, tuple(history), anomalies)
+
+
+def _column(table: pd.DataFrame, status: str) -> np.ndarray:
+    if status in table.columns:
+        return table[status].to_numpy(dtype=float)
+    return np.zeros(len(table.index))
+
+
+def baseline_band(data: ChartData, status: str) -> pd.DataFrame | None:
+    """Per bucket: the median (`expected`) and the 10th-90th percentile (`low`, `high`) of that
+    bucket and its neighbours (about 15 minutes) on the previous windows; None without history.
+    Pooling neighbours gives a band of honest width even from one previous day."""
+    if not data.history:
+        return None
+    days = np.vstack([_column(table, status) for table in data.history])
+    reach = max(1, int(NEIGHBOURHOOD / data.window.bucket) // 2)
+    padded = np.pad(days, ((0, 0), (reach, reach)), constant_values=np.nan)
+    near = sliding_window_view(padded, 2 * reach + 1, axis=1)  # (days, buckets, neighbours)
+    pooled = near.transpose(1, 0, 2).reshape(len(data.window.index), -1)
+    return pd.DataFrame(
+        {
+            "expected": np.nanmedian(pooled, axis=1),
+            "low": np.nanquantile(pooled, BAND[0], axis=1),
+            "high": np.nanquantile(pooled, BAND[1], axis=1),
+        },
+        index=data.window.index,
+    )
+
+
+def findings_for(data: ChartData, status: str) -> list[Finding]:
+    """The anomalies touching `status` (or the whole feed), clipped to the window."""
+    out: list[Finding] = []
+    start, end = data.window.start, data.window.end
+    for a in data.anomalies:
+        if a.statuses and status not in a.statuses:
+            continue
+        out.append(
+            Finding(
+                key=a.key,
+                kind=a.kind,
+                metric=a.metric,
+                statuses=a.statuses,
+                start=max(a.start, start),
+                end=min(a.end, end) if a.end is not None else end,
+                detected_at=a.detected_at,
+                severity="critical" if a.severity == "critical" else "warning",
+                score=a.score,
+                expected=a.expected,
+                observed=a.observed,
+                explanation_pt=a.explanation_pt,
+                explanation_en=a.explanation_en,
+                resolved=a.resolved,
+            )
+        )
+    return out
+
+
+def draw(
+    data: ChartData, status: str, findings: Sequence[Finding], tz: tzinfo, title: str
+) -> bytes:
+    """The PNG (blocking: matplotlib)."""
+    counts = pd.DataFrame(
+        {"minute": data.window.index, "status": status, "count": _column(data.counts, status)}
+    )
+    band = baseline_band(data, status)
+    return render_chart(counts, findings, band, status=status, tz=tz, title=title)
+
+
+def _arguments(args: str) -> tuple[timedelta, str]:
+    """(period, status text) from `6h denied`, `denied 6h`, `últimas 2 horas`, or nothing."""
+    head, rest = split_period(args)
+    if head:
+        return parse_period(head), rest.strip()
+    words = args.split()
+    for first in range(1, len(words)):
+        tail = " ".join(words[first:])
+        try:
+            period = parse_period(tail)
+        except SkillError:
+            continue
+        return period, " ".join(words[:first])
+    return DEFAULT_PERIOD, args.strip()
+
+
+def _status(ctx: SkillContext, asked: str, data: ChartData) -> str:
+    known = data.statuses
+    if not asked:
+        if DEFAULT_STATUS in known or not known:
+            return DEFAULT_STATUS
+        totals = {s: float(_column(data.counts, s).sum()) for s in known}
+        return max(known, key=lambda s: (totals[s], s == DEFAULT_STATUS))
+    folded = normalize(asked).replace(" ", "_")
+    by_name = {normalize(s): s for s in known}
+    wanted = STATUS_WORDS.get(folded, folded)
+    if wanted in by_name:
+        return by_name[wanted]
+    offered = ", ".join(known or FEED_STATUSES)
+    raise SkillError(
+        ctx.tr(
+            f"Não conheço o status `{asked}`. Conheço: {offered}.",
+            f"I don't know the status `{asked}`. I know: {offered}.",
+        )
+    )
+
+
+def _compact(period: timedelta) -> str:
+    minutes = int(period.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+def _every(ctx: SkillContext, bucket: timedelta) -> str:
+    minutes = int(bucket.total_seconds() // 60)
+    if minutes == 1:
+        return ctx.tr("por minuto", "per minute")
+    if minutes % 60 == 0:
+        return ctx.tr(f"por {minutes // 60}h", f"per {minutes // 60}h")
+    return ctx.tr(f"por {minutes} min", f"per {minutes} min")
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def summary(ctx: SkillContext, data: ChartData, status: str, when: str, anomalies: int) -> str:
+    """One line: the status's total against the usual total of this window, and anomalies."""
+    lang = ctx.lang
+    total = float(_column(data.counts, status).sum())
+    line = f"{status} · {when}: {number(total, lang)}"
+    if data.history:
+        normal = float(np.median([_column(t, status).sum() for t in data.history]))
+        n = len(data.history)
+        if history_shifts(data.window)[0] < timedelta(weeks=1):
+            span = ctx.tr(_plural(n, "dia", "dias"), _plural(n, "day", "days"))
+        else:
+            span = ctx.tr(_plural(n, "semana", "semanas"), _plural(n, "week", "weeks"))
+        change = ""
+        if normal:
+            sign = "+" if total >= normal else "−"
+            change = f", {sign}{percent(abs(total / normal - 1), lang)}"
+        line += f" (normal {number(normal, lang)}{change}; {span})"
+    else:
+        line += ctx.tr(" (sem histórico para a faixa normal)", " (no history for a normal band)")
+    if anomalies:
+        line += " · " + ctx.tr(
+            _plural(anomalies, "anomalia", "anomalias"), _plural(anomalies, "anomaly", "anomalies")
+        )
+    else:
+        line += ctx.tr(" · nenhuma anomalia", " · no anomalies")
+    return line
+
+
+async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
+    period, asked = _arguments(args)
+    window = window_for(ctx.clock.now(), period)
+    data = await ctx.call(read_chart, ctx.store, window)
+    when = describe(period, ctx.lang)
+    if not data.statuses:
+        return Reply(
+            title=ctx.tr(
+                f"📊 Nenhuma transação ({when}) nem antes dela: não há o que desenhar.",
+                f"📊 No transactions ({when}) nor before it: nothing to draw.",
+            )
+        )
+    status = _status(ctx, asked, data)
+    findings = findings_for(data, status)
+    title = f"{status} {_every(ctx, window.bucket)} · {when}"
+    png = await ctx.call(draw, data, status, findings, ctx.tz, title)
+    return Reply(
+        title=f"📊 {title}",
+        image=Image(
+            png,
+            f"nightshift-{_compact(period)}.png",
+            summary(ctx, data, status, when, len(findings)),
+        ),
+    )
