@@ -264,3 +264,13 @@ def test_outbox_claims_are_leased(store: Store) -> None:
     store.finish_deliveries([d.id for d in again], "sent", NOW, ref="m1")
     assert store.outbox_counts() == {"sent": 2}
     assert store.message_ref("reply", "b", "slack:C1") == "m1"
+
+
+def test_hourly_totals_match_the_minute_buckets(store: Store) -> None:
+    batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
+    store.ingest(batch)
+    start = datetime(2025, 7, 13, 0, 0, tzinfo=UTC)
+    hours = store.hourly_totals(start, start + timedelta(hours=6))
+    assert list(hours) == [start + timedelta(hours=h) for h in range(6)]
+    for hour, totals in hours.items():
+        assert totals == store.totals_by_status(hour, hour + timedelta(hours=1))
