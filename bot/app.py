@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -142,7 +143,13 @@ class App:
             briefing_cron=settings.briefing_cron,
             handoff_cron=settings.handoff_cron,
         )
-        self.leader = Leader(core.store, core.clock, on_elected=self.reports.catch_up)
+        self.leader = Leader(
+            core.store,
+            core.clock,
+            ttl=timedelta(seconds=settings.leader_lease_seconds),
+            on_elected=self._elected,
+            on_deposed=self._deposed,
+        )
         self.scheduler = Scheduler(
             jobs(
                 settings,
@@ -219,8 +226,22 @@ class App:
     def _add_adapter(self, name: str, adapter: TelegramAdapter | SlackAdapter) -> None:
         self.core.adapter_states[name] = adapter.state
         self._extra_routes.extend(adapter.routes())
-        self._startup.append(adapter.start)
+        if self.telegram is not None and adapter is self.telegram:
+            # Telegram polls only while this replica leads (see `_elected`).
+            self._startup.append(partial(self.telegram.start, poll=False))
+        else:
+            self._startup.append(adapter.start)
         self._shutdown.append(adapter.stop)
+
+    async def _elected(self) -> None:
+        """This replica leads: it polls Telegram and catches up on shift reports."""
+        if self.telegram is not None:
+            await self.telegram.start_polling()
+        await self.reports.catch_up()
+
+    async def _deposed(self) -> None:
+        if self.telegram is not None:
+            await self.telegram.stop_polling()
 
     async def on_alerts(self, changes: list[AlertChange]) -> None:
         """Alert changes were stored with their notifications: the worker should look now."""

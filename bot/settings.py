@@ -63,6 +63,7 @@ class Settings:
     telegram_webhook_secret: Secret | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     retention_days: int = 90
+    leader_lease_seconds: int = 30
 
     @property
     def on_loopback(self) -> bool:
@@ -111,6 +112,7 @@ _NAMES = {
     "telegram_webhook_secret": "NIGHTSHIFT_TELEGRAM_WEBHOOK_SECRET",
     "max_body_bytes": "NIGHTSHIFT_MAX_BODY_BYTES",
     "retention_days": "NIGHTSHIFT_RETENTION_DAYS",
+    "leader_lease_seconds": "NIGHTSHIFT_LEADER_LEASE",
 }
 VARIABLES = tuple(_NAMES.values())
 _SECRETS = {
@@ -218,6 +220,8 @@ def load_settings(
             values[attr] = _int(var, value, 1024, 1024**3)
         elif attr == "retention_days":
             values[attr] = _int(var, value, 1, 3650)
+        elif attr == "leader_lease_seconds":
+            values[attr] = _int(var, value, 3, 600)
         elif attr == "lang":
             if value.lower() not in ("pt", "en"):
                 raise SettingsError(f"{var}: {value!r} must be pt or en")

@@ -237,8 +237,12 @@ class TelegramAdapter:
             return []
         return [Route(WEBHOOK_PATH, self._webhook, methods=["POST"])]
 
-    async def start(self) -> None:
-        """Checks the token (getMe), sets the command menu, then polls or awaits the webhook."""
+    async def start(self, *, poll: bool = True) -> None:
+        """Checks the token (getMe), sets the command menu, then polls or awaits the webhook.
+
+        `poll=False` leaves polling to `start_polling()`: with several replicas only the
+        leader may poll (Telegram allows one `getUpdates` per bot).
+        """
         app = self.application
         try:
             await app.initialize()
@@ -259,15 +263,33 @@ class TelegramAdapter:
             await app.start()
         else:
             await app.start()
-            if app.updater is None:
-                raise RuntimeError("polling needs python-telegram-bot's Updater")
-            await app.updater.start_polling(
-                timeout=timedelta(seconds=self._poll_timeout),
-                allowed_updates=list(ALLOWED_UPDATES),
-                error_callback=self._on_polling_error,
-            )
-        self._state = f"on ({self.mode})"
-        log.info("telegram: bot @%s on, %s", app.bot.username, self.mode)
+            if poll:
+                await self.start_polling()
+                return
+        self._state = f"on ({self.mode})" if self.mode == "webhook" else "on (sending only)"
+        log.info("telegram: bot @%s on, %s", app.bot.username, self._state)
+
+    async def start_polling(self) -> None:
+        """Long-poll for updates (the leader's job when replicas share a bot)."""
+        app = self.application
+        if self.mode != "polling" or (app.updater is not None and app.updater.running):
+            return
+        if app.updater is None:
+            raise RuntimeError("polling needs python-telegram-bot's Updater")
+        await app.updater.start_polling(
+            timeout=timedelta(seconds=self._poll_timeout),
+            allowed_updates=list(ALLOWED_UPDATES),
+            error_callback=self._on_polling_error,
+        )
+        self._state = "on (polling)"
+        log.info("telegram: bot @%s on, polling", app.bot.username)
+
+    async def stop_polling(self) -> None:
+        """Stop long polling; sending still works."""
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+            self._state = "on (sending only)"
 
     async def stop(self) -> None:
         app = self.application

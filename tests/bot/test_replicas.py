@@ -1,0 +1,105 @@
+"""Two `serve` replicas on one PostgreSQL: one leader polls Telegram and runs the jobs; when it
+stops, the other takes over; the outbox sends each notification once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+
+from bot.app import App, build_core
+from bot.settings import Secret, Settings
+from storage.store import open_store
+from tests.fakes.clock import FixedClock
+from tests.fakes.telegram_api import FakeTelegram
+
+
+async def _until(check: object, within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():  # type: ignore[operator]
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_one_leader_polls_and_the_other_takes_over(fresh_postgres_url: str) -> None:
+    async with FakeTelegram() as tg:
+        settings = Settings(
+            database_url=fresh_postgres_url,
+            telegram_bot_token=Secret(tg.token),
+            telegram_api_url=tg.api_url,
+            telegram_chat_ids=("-100",),
+            leader_lease_seconds=3,
+        )
+        apps = [App(build_core(settings)) for _ in range(2)]
+        for app in apps:
+            await app.start()
+        try:
+            states = [a.telegram.state() for a in apps if a.telegram is not None]
+            assert sorted(states) == ["on (polling)", "on (sending only)"]
+            leader = next(a for a in apps if a.telegram and a.telegram.state() == "on (polling)")
+            other = next(a for a in apps if a is not leader)
+            await leader.stop()
+            await _until(
+                lambda: other.telegram is not None and other.telegram.state() == "on (polling)"
+            )
+            assert await other.leader.is_leader()
+        finally:
+            for app in apps:
+                await app.stop()
+                app.core.close()
+
+
+async def test_two_workers_on_one_outbox_send_each_notification_once(
+    fresh_postgres_url: str,
+) -> None:
+    from bot.delivery import DeliveryWorker
+    from bot.metrics import Metrics
+    from skills.core import Reply
+
+    clock = FixedClock()
+    sent: list[str] = []
+
+    class Recording:
+        async def post(self, target: str, reply: Reply) -> str:
+            await asyncio.sleep(0.01)  # let the other worker try to claim meanwhile
+            sent.append(reply.title)
+            return str(len(sent))
+
+        async def edit(self, target: str, ref: str, reply: Reply) -> None:
+            raise AssertionError("no edits here")
+
+        async def thread(self, target: str, ref: str, reply: Reply) -> str:
+            raise AssertionError("no threads here")
+
+    stores = [open_store(fresh_postgres_url) for _ in range(2)]
+    for n in range(200):
+        stores[0].enqueue(
+            subject_kind="reply",
+            subject=f"r{n}",
+            event="note",
+            severity="info",
+            destinations=["console"],
+            now=clock.now(),
+            body={"title": f"r{n}"},
+        )
+    workers = [
+        DeliveryWorker(
+            store=s,
+            clock=clock,
+            notifiers={"console": Recording()},
+            lang="pt",
+            tz=UTC,
+            metrics=Metrics(),
+            interval=lambda _d: 0.0,
+        )
+        for s in stores
+    ]
+    try:
+        for _ in range(5):
+            await asyncio.gather(*(w.run_once() for w in workers))
+            clock.advance(seconds=10)
+        assert sorted(sent) == sorted(f"r{n}" for n in range(200))
+        assert stores[1].outbox_counts() == {"sent": 200}
+    finally:
+        for s in stores:
+            s.close()
