@@ -140,13 +140,14 @@ class DeliveryWorker:
 
     async def run(self, poll: float = 5.0) -> None:
         while True:
+            # Cleared before the pass, so a poke that comes during it starts the next one at once.
+            self.wake.clear()
             try:
                 await self.run_once()
             except StorageError as error:
                 log.warning("delivery: store unavailable (%s)", error)
             except Exception:
                 log.exception("delivery pass failed")
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=poll)
 

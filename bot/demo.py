@@ -17,18 +17,20 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import pandas as pd
-import uvicorn
 
-from bot.app import App, build_core
 from bot.errors import CliError
 from bot.settings import Settings
-from detector import DetectorError
-from detector.simulate import Label, simulate
 from storage.feed import CountRow, FeedBatch
 from storage.store import open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bot.app import App
+    from detector.simulate import Label
 
 DEMO_DB = Path("nightshift-demo.db")
 HISTORY = timedelta(days=3)
@@ -118,6 +120,9 @@ async def _replay(
 
 def _night(hours: int, seed: int, start: datetime) -> tuple[pd.DataFrame, list[Label]]:
     """The simulated night: the first seed after `seed` whose incidents all fit in it."""
+    from detector import DetectorError
+    from detector.simulate import simulate
+
     for attempt in range(seed + 1, seed + 50):
         try:
             return simulate(hours=hours, seed=attempt, incidents=NIGHT_INCIDENTS, start=start)
@@ -127,6 +132,11 @@ def _night(hours: int, seed: int, start: datetime) -> tuple[pd.DataFrame, list[L
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app import App, build_core
+    from detector.simulate import simulate
+
     settings: Settings = args.settings
     if args.speed <= 0 or args.speed > 3600:
         raise CliError("--speed: must be above 0 and at most 3600")

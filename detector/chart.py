@@ -6,13 +6,7 @@ import io
 from collections.abc import Sequence
 from datetime import tzinfo
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: the bot renders in a server process
-import matplotlib.dates as mdates
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from detector.findings import Finding, Segment
 
@@ -30,6 +24,12 @@ def render_chart(
 ) -> bytes:
     """PNG bytes: `status` per bucket from `counts` (`minute, status, count`), the `baseline`
     band (index = bucket start, columns `expected`, `low`, `high`) and `findings` shaded."""
+    # matplotlib loads on the first chart, not with every command (0.6 s). The Agg canvas
+    # is used directly: headless, no pyplot state shared between threads.
+    import matplotlib.dates as mdates
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(11, 4.2), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
