@@ -354,6 +354,23 @@ class App:
         await self.leader.stop()
         await self.core.aclose()
 
+    def run_server(self) -> None:
+        """Serve HTTP on the configured address until SIGTERM/SIGINT (or `sair` on the console)."""
+        import uvicorn
+
+        settings = self.core.settings
+        config = uvicorn.Config(
+            self.asgi(),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        self.on_console_exit = lambda: setattr(server, "should_exit", True)
+        asyncio.run(server.serve())
+
     def asgi(self) -> Starlette:
         return Starlette(
             routes=[*routes(self.intake()), *self._extra_routes],

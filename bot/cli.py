@@ -38,31 +38,19 @@ def _core(args: argparse.Namespace) -> Core:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     settings: Settings = args.settings
     settings.check_serve()
     # python-telegram-bot 22 warns on every retry_after unless told to use timedeltas.
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     core = _core(args)
     app = App(core)
-    config = uvicorn.Config(
-        app.asgi(),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    app.on_console_exit = lambda: setattr(server, "should_exit", True)
     print(
         f"nightshift listening on http://{settings.host}:{settings.port} "
         f"(store {core.store.dialect}, {settings.database_url.split('://')[0]})",
         file=sys.stderr,
     )
     try:
-        asyncio.run(server.serve())
+        app.run_server()
     except OSError as error:
         raise CliError(
             f"NIGHTSHIFT_PORT: cannot listen on {settings.host}:{settings.port} ({error.strerror})"

@@ -132,8 +132,6 @@ def _night(hours: int, seed: int, start: datetime) -> tuple[pd.DataFrame, list[L
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from bot.app import App, build_core
     from detector.simulate import simulate
 
@@ -175,20 +173,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     url = f"http://{settings.host}:{settings.port}"
     token = settings.webhook_token.value if settings.webhook_token else None
-    config = uvicorn.Config(
-        app.asgi(),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    app.on_console_exit = lambda: setattr(server, "should_exit", True)
-
     app.run_in_background(lambda: _replay(app, clock, _batch(night), url, token, night_start))
     try:
-        asyncio.run(server.serve())
+        app.run_server()
     finally:
         store.close()
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from skills.core import Invocation, Reply, Section, SkillContext, normalize
 from skills.formatting import ago, severity_icon
@@ -11,15 +10,6 @@ from storage.records import AlertRecord
 
 log = logging.getLogger(__name__)
 SHOWN = 20
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 async def _live_state(ctx: SkillContext) -> tuple[dict[str, str], str | None]:
