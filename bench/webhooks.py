@@ -124,6 +124,9 @@ async def _alerts_to_chat(database_url: str, workdir: Path) -> ChatTimes | str:
         ctx = serve(database_url, workdir, env)
         server = await asyncio.to_thread(ctx.__enter__)
         try:
+            # A fresh `serve` may owe a (late) briefing: let it go out and its pacing slot pass,
+            # so what is measured is an alert that is not rate limited.
+            await asyncio.sleep(3 * CHAT_SPACING)
             times = ChatTimes([], [], [])
             async with httpx.AsyncClient(
                 timeout=10, headers={"authorization": f"Bearer {TOKEN}"}
