@@ -52,6 +52,16 @@ def _by_minute(frame: pd.DataFrame, key: str) -> dict[datetime, dict[str, int]]:
     return out
 
 
+def _merchants(frame: pd.DataFrame) -> dict[datetime, dict[str, dict[str, int]]]:
+    """minute → status → merchant → events, from event rows that name their merchant."""
+    out: dict[datetime, dict[str, dict[str, int]]] = {}
+    columns = frame[["minute", "status", "merchant_id", "count"]].itertuples(index=False)
+    for minute, status, merchant, count in columns:
+        by_status = out.setdefault(minute.to_pydatetime(), {})
+        by_status.setdefault(str(status), {})[str(merchant)] = int(count)
+    return out
+
+
 class FeedWatch:
     """Owns one Engine; `tick()` (blocking: run it in a thread) judges what is new and stores it."""
 
@@ -94,10 +104,15 @@ class FeedWatch:
         start = max(self._last + MINUTE, until - CATCH_UP)
         counts = _by_minute(self._store.counts_frame(start, until + MINUTE), "status")
         codes = _by_minute(self._store.auth_codes_frame(start, until + MINUTE), "auth_code")
+        merchants = _merchants(self._store.merchants_frame(start, until + MINUTE))
         changed: list[Finding] = []
         minute = start
         while minute <= until:
-            changed.extend(self._engine.step(minute, counts.get(minute, {}), codes.get(minute)))
+            changed.extend(
+                self._engine.step(
+                    minute, counts.get(minute, {}), codes.get(minute), merchants.get(minute)
+                )
+            )
             minute += MINUTE
         self._last = until
         changed.extend(self._engine.check_silence(now, self._store.last_minute(before=now)))

@@ -89,3 +89,31 @@ async def test_critical_findings_are_queued_once_when_opened_and_once_when_resol
     assert critical and {s for s, _ in events} <= critical
     for key in {s for s, _ in events}:
         assert [e for s, e in events if s == key] in (["opened"], ["opened", "resolved"])
+
+
+async def test_a_surge_names_the_merchants_that_carry_it(core: Core, clock: FixedClock) -> None:
+    from storage.feed import EventRow, FeedBatch
+
+    core.store.ingest(load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP))
+    start = datetime(2025, 7, 13, 16, 0, tzinfo=SP).astimezone(UTC)
+    events = tuple(
+        EventRow(
+            f"ev-{m}-{k}",
+            int((start + timedelta(minutes=m)).timestamp()),
+            "failed",
+            10.0,
+            "loja-77" if k < 8 else f"loja-{k}",
+        )
+        for m in range(20)
+        for k in range(10)
+    )
+    core.store.ingest(FeedBatch(events=events))
+    clock.set(start - timedelta(minutes=30))
+    watch = FeedWatch(core.store, clock)
+    watch.warm()
+    found = []
+    for _ in range(45):
+        clock.advance(minutes=1)
+        found.extend(watch.tick())
+    texts = [f.explanation_en for f in found if "failed" in f.statuses]
+    assert any("loja-77" in t for t in texts), texts
