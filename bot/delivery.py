@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 30
 STORM_WINDOW = timedelta(minutes=10)
+FIRST_EVENTS = ("firing", "opened")  # events told in a new message; the others edit it
+DIGEST_LINES = 10  # alerts a storm digest lists by name; the rest are counted
 
 
 class DeliveryError(Exception):
@@ -104,6 +106,9 @@ def min_interval(destination: str) -> float:
     if platform == "slack":
         return 1.0
     return 0.0
+
+
+_Refs = dict[tuple[str, str], str]  # (subject kind, subject) → the platform's message id
 
 
 @dataclass
@@ -167,16 +172,17 @@ class DeliveryWorker:
         notifier = self.notifiers.get(platform)
         storm: list[Delivery] = []
         firing = sum(1 for d in items if d.subject_kind == "alert" and d.event == "firing")
+        refs = await self._refs(destination, items)
         for delivery in items:
             if notifier is None:
                 await self._finish(delivery, "failed", error=f"{platform} is not configured")
                 continue
-            if await self._storming(destination, delivery, firing):
+            if await self._storming(destination, delivery, firing, refs):
                 storm.append(delivery)
                 continue
             await self._pace(destination)
             try:
-                ref = await self._send(notifier, destination, target or destination, delivery)
+                ref = await self._send(notifier, destination, target or destination, delivery, refs)
             except Transient as error:
                 await self._retry(delivery, str(error), error.retry_after)
             except Permanent as error:
@@ -185,8 +191,23 @@ class DeliveryWorker:
                 if delivery.subject_kind == "alert" and delivery.event == "firing":
                     self._recent[destination].append(time.monotonic())
                 await self._finish(delivery, "sent", ref=ref)
+                if ref is not None:
+                    refs.setdefault((delivery.subject_kind, delivery.subject), ref)
         if storm and notifier is not None:
             await self._merge(notifier, destination, target or destination, storm)
+
+    async def _refs(self, destination: str, items: list[Delivery]) -> _Refs:
+        """The first message about each subject that a delivery of the pass may edit, read in
+        one query per kind of subject rather than one per delivery; kept current as we send."""
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for d in items:
+            if d.event not in FIRST_EVENTS:
+                wanted[d.subject_kind].append(d.subject)
+        refs: _Refs = {}
+        for kind, subjects in wanted.items():
+            found = await asyncio.to_thread(self.store.message_refs, kind, subjects, destination)
+            refs.update(((kind, subject), ref) for subject, ref in found.items())
+        return refs
 
     # -- pacing and storms --------------------------------------------------------------------
 
@@ -202,7 +223,9 @@ class DeliveryWorker:
         if asyncio.iscoroutine(result):
             await result
 
-    async def _storming(self, destination: str, delivery: Delivery, firing_in_batch: int) -> bool:
+    async def _storming(
+        self, destination: str, delivery: Delivery, firing_in_batch: int, refs: _Refs
+    ) -> bool:
         """Whether this alert change goes into the digest rather than a message of its own.
 
         A storm starts when a destination gets more than `storm_after` new alerts in one pass,
@@ -212,12 +235,7 @@ class DeliveryWorker:
         if delivery.subject_kind != "alert" or delivery.event == "ack":
             return False
         if delivery.event == "resolved":
-            if destination not in self._storms:
-                return False
-            ref = await asyncio.to_thread(
-                self.store.message_ref, "alert", delivery.subject, destination
-            )
-            return ref is None
+            return destination in self._storms and ("alert", delivery.subject) not in refs
         now = time.monotonic()
         recent = self._recent[destination]
         while recent and now - recent[0] > 60:
@@ -238,9 +256,10 @@ class DeliveryWorker:
         """Fold a batch of alert changes into the destination's storm digest: one post or edit."""
         storm = self._storms[destination]
         resolved = sum(1 for d in batch if d.event == "resolved")
-        firing = await asyncio.to_thread(self.store.alerts, active_only=True, limit=1000)
+        firing, worst = await asyncio.to_thread(self.store.worst_firing, DIGEST_LINES)
         digest = storm_digest(
             firing,
+            worst,
             storm.told + len(batch),
             storm.resolved + resolved,
             self.lang,
@@ -267,7 +286,7 @@ class DeliveryWorker:
     # -- one message --------------------------------------------------------------------------
 
     async def _send(
-        self, notifier: Notifier, destination: str, target: str, delivery: Delivery
+        self, notifier: Notifier, destination: str, target: str, delivery: Delivery, refs: _Refs
     ) -> str | None:
         now = self.clock.now()
         until = now + self.button_ttl
@@ -289,11 +308,9 @@ class DeliveryWorker:
                 raise Permanent(f"finding {delivery.subject} is gone")
             reply = finding_notice(finding, self.lang, self.tz, buttons_until=until)
             note = Reply(title=reply.title) if delivery.event == "resolved" else None
-        if delivery.event == "firing" or delivery.event == "opened":
+        if delivery.event in FIRST_EVENTS:
             return await notifier.post(target, reply)
-        ref = await asyncio.to_thread(
-            self.store.message_ref, delivery.subject_kind, delivery.subject, destination
-        )
+        ref = refs.get((delivery.subject_kind, delivery.subject))
         if ref is None:  # the first message never went out (or went into a digest): tell anew
             return await notifier.post(target, reply)
         await notifier.edit(target, ref, reply)

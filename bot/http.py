@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.groupcommit import GroupCommit
 from bot.metrics import Metrics
 from skills.core import Clock
 from storage.feed import FeedBatch, FeedError, parse_csv, parse_json
@@ -136,6 +137,10 @@ class Intake:
 
 def routes(intake: Intake) -> list[Route]:
     """The product's HTTP routes, in one list."""
+    # Webhooks that arrive together are stored in one transaction (bot/groupcommit.py).
+    alert_writes: GroupCommit[tuple[AlertGroup, datetime], list[AlertChange]] = GroupCommit(
+        partial(intake.store.apply_alert_groups, route=intake.route)
+    )
 
     async def guarded_body(request: Request, route: str) -> bytes | Response:
         if not intake.authorized(request):
@@ -163,9 +168,7 @@ def routes(intake: Intake) -> list[Route]:
             )
             return _error(422, str(error))
         try:
-            changes = await asyncio.to_thread(
-                intake.store.apply_alert_group, group, intake.clock.now(), intake.route
-            )
+            changes = await alert_writes.submit((group, intake.clock.now()))
         except StorageError as error:
             intake.metrics.inc(
                 "nightshift_webhooks_total", "Alertmanager webhooks.", outcome="unavailable"

@@ -512,7 +512,7 @@ async def briefing_reply(
 ) -> Reply:
     """The shift briefing at `now` (default the clock's); `late_for` marks it late for that time."""
     now = now or ctx.clock.now()
-    data = await ctx.call(read_briefing, ctx.store, now, ctx.tz)
+    data = await ctx.read(read_briefing, ctx.store, now, ctx.tz)
     when = ctx.local(now).strftime("%d/%m %H:%M" if ctx.lang == "pt" else "%m-%d %H:%M")
     sections = [
         Section(lines=tuple(_late_line(ctx, late_for, now))),
@@ -609,7 +609,7 @@ async def handoff_reply(
     """The end-of-shift handoff for [since, now) (default the last 8 hours)."""
     now = now or ctx.clock.now()
     start = since or now - FOCUS
-    data = await ctx.call(read_handoff, ctx.store, start, now, ctx.lang)
+    data = await ctx.read(read_handoff, ctx.store, start, now, ctx.lang)
     alerts = [e for e in data.night if e.is_alert]
     anomalies = [e for e in data.night if not e.is_alert]
     span = f"{clock(ctx, start, now)}–{clock(ctx, now, now)}"

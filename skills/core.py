@@ -174,6 +174,15 @@ class SkillContext:
         """Run blocking work (SQL, pandas) off the event loop."""
         return await asyncio.to_thread(fn, *args)
 
+    async def read(self, fn: Callable[..., T], /, *args: object) -> T:
+        """Run read-only work off the event loop, its queries on one store connection."""
+
+        def on_one_connection() -> T:
+            with self.store.reading():
+                return fn(*args)
+
+        return await asyncio.to_thread(on_one_connection)
+
     def tr(self, pt: str, en: str) -> str:
         """The text in the reply language."""
         return pt if self.lang == "pt" else en

@@ -47,7 +47,7 @@ def _share(ctx: SkillContext, w: Window, status: str) -> str:
 
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     name = normalize(args)
-    w = await ctx.call(recent, ctx.store, ctx.clock.now())
+    w = await ctx.read(recent, ctx.store, ctx.clock.now())
     statuses = sorted(set(w.totals) | set(w.normal.totals))
     if not name:
         lines = [_volume(ctx, w), _share(ctx, w, "approved")]

@@ -134,35 +134,35 @@ def finding_notice(
 
 
 def storm_digest(
-    firing: Sequence[AlertRecord],
+    firing: int,
+    worst: Sequence[AlertRecord],
     told: int,
     resolved: int,
     lang: str,
     tz: tzinfo,
     since: datetime,
 ) -> Reply:
-    """Many alerts at once: one message, the worst first, edited as the storm grows."""
-    order = {"critical": 0, "warning": 1}
-    worst = sorted(firing, key=lambda a: (order.get(a.severity, 2), a.alertname))[:10]
+    """Many alerts at once: one message, edited as the storm grows. `firing` counts the alerts
+    firing now; `worst` are the ones to list (Store.worst_firing), the worst first."""
     lines = [
         f"{severity_icon(a.severity)} {a.alertname}" + (f" — {a.summary}" if a.summary else "")
         for a in worst
     ]
-    if len(firing) > len(worst):
+    if firing > len(worst):
         lines.append(
             _tr(
                 lang,
-                f"… e mais {len(firing) - len(worst)} disparando",
-                f"… and {len(firing) - len(worst)} more firing",
+                f"… e mais {firing - len(worst)} disparando",
+                f"… and {firing - len(worst)} more firing",
             )
         )
     return Reply(
         title=_tr(
             lang,
             f"🌩️ Tempestade de alertas desde {_hhmm(since, tz)}: {told} mudanças, "
-            f"{len(firing)} disparando, {resolved} resolvidos",
+            f"{firing} disparando, {resolved} resolvidos",
             f"🌩️ Alert storm since {_hhmm(since, tz)}: {told} changes, "
-            f"{len(firing)} firing, {resolved} resolved",
+            f"{firing} firing, {resolved} resolved",
         ),
         sections=(
             Section(lines=tuple(lines)),

@@ -155,7 +155,7 @@ def _system_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
 
 
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
-    snap = await ctx.call(take_snapshot, ctx.store, ctx.clock.now())
+    snap = await ctx.read(take_snapshot, ctx.store, ctx.clock.now())
     local_now = ctx.local(snap.now).strftime("%H:%M")
     healthy = (
         snap.store_ok

@@ -34,6 +34,19 @@ class Delivery:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A notification to write: what it tells of, and who is to be told."""
+
+    subject_kind: str
+    subject: str
+    event: str
+    severity: str
+    destinations: Sequence[str]
+    now: datetime
+    body: Mapping[str, Any] | None = None
+
+
 def enqueue(
     conn: Connection,
     *,
@@ -46,21 +59,33 @@ def enqueue(
     body: Mapping[str, Any] | None = None,
 ) -> int | None:
     """A notification and its deliveries; None (nothing written) when nobody is to be told."""
-    if not destinations:
-        return None
+    notice = Notice(subject_kind, subject, event, severity, destinations, now, body)
+    return enqueue_many(conn, [notice])[0]
+
+
+def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None]:
+    """Several notifications in two statements (one per table), ids in the notices' order;
+    None for a notice nobody is to be told (nothing written for it)."""
+    told = [notice for notice in notices if notice.destinations]
+    if not told:
+        return [None] * len(notices)
     n = schema.notifications
-    notification_id = conn.execute(
-        insert(n)
-        .values(
-            subject_kind=subject_kind,
-            subject=subject,
-            event=event,
-            severity=severity,
-            body=dict(body or {}),
-            created_at=now,
-        )
-        .returning(n.c.id)
-    ).scalar_one()
+    rows = [
+        {
+            "subject_kind": t.subject_kind,
+            "subject": t.subject,
+            "event": t.event,
+            "severity": t.severity,
+            "body": dict(t.body or {}),
+            "created_at": t.now,
+        }
+        for t in told
+    ]
+    if len(rows) == 1:
+        new_ids = [int(conn.execute(insert(n).values(rows[0]).returning(n.c.id)).scalar_one())]
+    else:
+        result = conn.execute(insert(n).returning(n.c.id, sort_by_parameter_order=True), rows)
+        new_ids = [int(i) for i in result.scalars()]
     conn.execute(
         insert(schema.deliveries),
         [
@@ -69,12 +94,14 @@ def enqueue(
                 "destination": d,
                 "status": "pending",
                 "attempts": 0,
-                "next_at": now,
+                "next_at": t.now,
             }
-            for d in dict.fromkeys(destinations)
+            for t, notification_id in zip(told, new_ids, strict=True)
+            for d in dict.fromkeys(t.destinations)
         ],
     )
-    return int(notification_id)
+    by_notice = iter(new_ids)
+    return [next(by_notice) if notice.destinations else None for notice in notices]
 
 
 def claim(
@@ -154,20 +181,31 @@ def finish(
 
 def message_ref(conn: Connection, subject_kind: str, subject: str, destination: str) -> str | None:
     """The platform id of the first message posted about a subject at a destination."""
+    return message_refs(conn, subject_kind, [subject], destination).get(subject)
+
+
+def message_refs(
+    conn: Connection, subject_kind: str, subjects: Sequence[str], destination: str
+) -> dict[str, str]:
+    """`message_ref` of many subjects in one query: subject → ref, for those that have one."""
     d, n = schema.deliveries, schema.notifications
-    return conn.execute(
-        select(d.c.message_ref)
-        .join(n, n.c.id == d.c.notification_id)
-        .where(
-            n.c.subject_kind == subject_kind,
-            n.c.subject == subject,
-            d.c.destination == destination,
-            d.c.status == "sent",  # not a digest: a resolution must not overwrite one
-            d.c.message_ref.is_not(None),
+    refs: dict[str, str] = {}
+    for start in range(0, len(subjects), 2000):
+        rows = conn.execute(
+            select(n.c.subject, d.c.message_ref)
+            .join(n, n.c.id == d.c.notification_id)
+            .where(
+                n.c.subject_kind == subject_kind,
+                n.c.subject.in_(subjects[start : start + 2000]),
+                d.c.destination == destination,
+                d.c.status == "sent",  # not a digest: a resolution must not overwrite one
+                d.c.message_ref.is_not(None),
+            )
+            .order_by(d.c.id)
         )
-        .order_by(d.c.id)
-        .limit(1)
-    ).scalar()
+        for subject, ref in rows:
+            refs.setdefault(str(subject), str(ref))
+    return refs
 
 
 def destinations_told(conn: Connection, subject_kind: str, subject: str) -> list[str]:

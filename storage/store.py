@@ -26,6 +26,8 @@ from sqlalchemy import (
     RowMapping,
     Table,
     and_,
+    bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -75,6 +77,7 @@ class Store:
         self._dialect = engine.dialect.name
         # SQLite has one writer; serialising writes here avoids "database is locked" storms.
         self._write_lock = threading.Lock() if self._dialect == "sqlite" else None
+        self._shared = threading.local()  # the connection of a `reading()` block, per thread
 
     @property
     def dialect(self) -> str:
@@ -102,11 +105,30 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        shared: Connection | None = getattr(self._shared, "conn", None)
         try:
+            if shared is not None:
+                yield shared
+                return
             with self._engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as error:
             raise StorageError(f"the store could not be read ({type(error).__name__})") from error
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads in this block (on this thread) share one connection: one checkout, with its
+        liveness ping and reset, instead of one per query (on PostgreSQL, 2 round trips each).
+        For read-only work only: on SQLite the block sees the database as of its first read."""
+        if getattr(self._shared, "conn", None) is not None:
+            yield
+            return
+        with self._read() as conn:
+            self._shared.conn = conn
+            try:
+                yield
+            finally:
+                self._shared.conn = None
 
     def _insert(self, table: Table) -> Any:
         if self._dialect == "postgresql":
@@ -120,9 +142,9 @@ class Store:
     def ping(self) -> bool:
         """True when the database answers."""
         try:
-            with self._engine.connect() as conn:
+            with self._read() as conn:
                 conn.execute(text("SELECT 1"))
-        except SQLAlchemyError:
+        except StorageError:
             return False
         return True
 
@@ -183,6 +205,8 @@ class Store:
 
     def _add_events(self, conn: Connection, batch: FeedBatch) -> int:
         """Insert events not seen before; only those returned as inserted add to the buckets."""
+        if self._dialect == "postgresql":
+            return _copy_events(conn, batch)
         by_id = {e.id: e for e in batch.events}
         inserted: list[str] = []
         rows = [
@@ -307,6 +331,31 @@ class Store:
                 out.setdefault(key, {})[str(status)] = int(total or 0)
         return out
 
+    def status_buckets(
+        self, status: str, start: datetime, end: datetime, bucket: timedelta
+    ) -> pd.Series[int]:
+        """Transactions of one status per `bucket` from `start` up to `end`, summed in the
+        database: indexed by each bucket's start (UTC), zero where nothing came."""
+        c = schema.counts
+        origin, width = _epoch(start), int(bucket.total_seconds())
+        slot = ((c.c.minute - origin) // width).label("slot")
+        query = (
+            select(slot, func.sum(c.c["count"]))
+            .where(c.c.status == status, c.c.minute >= origin, c.c.minute < _epoch(end))
+            .group_by(slot)
+        )
+        index = pd.date_range(
+            pd.Timestamp(start).tz_convert(UTC),
+            pd.Timestamp(end).tz_convert(UTC),
+            freq=bucket,
+            inclusive="left",
+        )
+        totals = np.zeros(len(index), np.int64)
+        with self._read() as conn:
+            for s, total in conn.execute(query):
+                totals[int(s)] = int(total or 0)
+        return pd.Series(totals, index=index, name=status)
+
     def last_minute(self, before: datetime | None = None) -> datetime | None:
         """The newest minute that has any bucket (and starts before `before`, if given)."""
         query = select(func.max(schema.counts.c.minute))
@@ -356,80 +405,32 @@ class Store:
         With `route` (severity → destinations), each firing or resolution is queued in the outbox
         in the same transaction, so it is told exactly once per destination.
         """
-        a = schema.alerts
-        changes: list[AlertChange] = []
-        fingerprints = [alert.fingerprint for alert in group.alerts]
+        return self.apply_alert_groups([(group, now)], route)[0]
+
+    def apply_alert_groups(
+        self, groups: Sequence[tuple[AlertGroup, datetime]], route: Routing | None = None
+    ) -> list[list[AlertChange]]:
+        """Several webhooks in one transaction (a group commit), each with the time it came in:
+        the same rows and changes as applying them one by one in this order, in a handful of
+        statements instead of several per alert."""
+        fingerprints = list({a.fingerprint: None for g, _ in groups for a in g.alerts})
         with self._write() as conn:
-            known: dict[str, str] = {
-                str(fingerprint): str(status)
-                for fingerprint, status in conn.execute(
-                    select(a.c.fingerprint, a.c.status).where(a.c.fingerprint.in_(fingerprints))
-                )
-            }
-            for alert in group.alerts:
-                values = {
-                    "alertname": alert.alertname,
-                    "status": alert.status,
-                    "severity": alert.severity,
-                    "labels": dict(alert.labels),
-                    "annotations": dict(alert.annotations),
-                    "starts_at": alert.starts_at,
-                    "ends_at": alert.ends_at,
-                    "generator_url": alert.generator_url,
-                    "receiver": group.receiver,
-                    "group_key": group.group_key,
-                    "last_received": now,
-                }
-                old = known.get(alert.fingerprint)
-                known[alert.fingerprint] = alert.status
-                if old is None:
-                    conn.execute(
-                        insert(a).values(
-                            fingerprint=alert.fingerprint,
-                            first_received=now,
-                            changed_at=now,
-                            **values,
-                        )
-                    )
-                    changes.append(AlertChange(alert.fingerprint, None, alert.status))
-                elif old != alert.status:
-                    if alert.status == "firing":
-                        values.update(acked_by=None, acked_at=None)
-                    conn.execute(
-                        update(a)
-                        .where(a.c.fingerprint == alert.fingerprint)
-                        .values(changed_at=now, **values)
-                    )
-                    changes.append(AlertChange(alert.fingerprint, old, alert.status))
-                else:
-                    conn.execute(
-                        update(a)
-                        .where(a.c.fingerprint == alert.fingerprint)
-                        .values(last_received=now, annotations=dict(alert.annotations))
-                    )
-                    continue
-                conn.execute(
-                    insert(schema.alert_history).values(
-                        fingerprint=alert.fingerprint,
-                        status=alert.status,
-                        at=now,
-                        starts_at=alert.starts_at,
-                        ends_at=alert.ends_at,
-                    )
-                )
-                # A resolution nobody saw fire is history, not news.
-                if route is not None and (old is not None or alert.status == "firing"):
-                    outbox.enqueue(
-                        conn,
-                        subject_kind="alert",
-                        subject=alert.fingerprint,
-                        event=alert.status,
-                        severity=alert.severity,
-                        destinations=route(alert.severity),
-                        now=now,
-                        body={"group": group.group_key},
-                    )
+            plan = _AlertPlan(self._alert_states(conn, fingerprints), route)
+            changes = [plan.apply(group, now) for group, now in groups]
+            plan.write(conn)
         return changes
+
+    @staticmethod
+    def _alert_states(conn: Connection, fingerprints: Sequence[str]) -> dict[str, str]:
+        a = schema.alerts
+        known: dict[str, str] = {}
+        for start in range(0, len(fingerprints), _CHUNK):
+            chunk = fingerprints[start : start + _CHUNK]
+            rows = conn.execute(
+                select(a.c.fingerprint, a.c.status).where(a.c.fingerprint.in_(chunk))
+            )
+            known.update((str(fingerprint), str(status)) for fingerprint, status in rows)
+        return known
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
         """Alerts, newest change first; active means firing."""
@@ -439,6 +440,19 @@ class Store:
             query = query.where(a.c.status == "firing")
         with self._read() as conn:
             return [_alert(row._mapping) for row in conn.execute(query)]
+
+    def worst_firing(self, limit: int = 10) -> tuple[int, list[AlertRecord]]:
+        """How many alerts are firing, and the `limit` worst: critical, then warning, then the
+        rest, each by name (what a storm digest lists)."""
+        a = schema.alerts
+        rank = case((a.c.severity == "critical", 0), (a.c.severity == "warning", 1), else_=2)
+        firing = a.c.status == "firing"
+        with self._read() as conn:
+            count = int(conn.execute(select(func.count()).where(firing)).scalar_one())
+            rows = conn.execute(
+                select(a).where(firing).order_by(rank, a.c.alertname, a.c.fingerprint).limit(limit)
+            )
+            return count, [_alert(row._mapping) for row in rows]
 
     def alert(self, fingerprint: str) -> AlertRecord | None:
         a = schema.alerts
@@ -626,6 +640,13 @@ class Store:
         with self._read() as conn:
             return outbox.message_ref(conn, subject_kind, subject, destination)
 
+    def message_refs(
+        self, subject_kind: str, subjects: Sequence[str], destination: str
+    ) -> dict[str, str]:
+        """`message_ref` of many subjects in one query (subject → ref, where there is one)."""
+        with self._read() as conn:
+            return outbox.message_refs(conn, subject_kind, subjects, destination)
+
     def undelivered(self, subject_kind: str, subject: str) -> list[str]:
         """Destinations a notification has not reached yet (empty: delivered everywhere)."""
         with self._read() as conn:
@@ -693,6 +714,138 @@ class Store:
                 )
                 for row in conn.execute(query)
             ]
+
+
+_EVENTS_IN = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS nightshift_events_in (id varchar(128), minute bigint, "
+    "status varchar(32), amount double precision, merchant_id varchar(128)) ON COMMIT DELETE ROWS"
+)
+_EVENTS_COPY = "COPY nightshift_events_in (id, minute, status, amount, merchant_id) FROM STDIN"
+# New events go in; those that went in (ON CONFLICT skips the known ids) add to their buckets.
+_EVENTS_MERGE = """
+WITH new AS (
+    INSERT INTO events (id, minute, status, amount, merchant_id)
+    SELECT id, minute, status, amount, merchant_id FROM nightshift_events_in
+    ON CONFLICT (id) DO NOTHING
+    RETURNING minute, status
+), added AS (
+    INSERT INTO counts (minute, status, "count")
+    SELECT minute, status, count(*) FROM new GROUP BY minute, status
+    ON CONFLICT (minute, status) DO UPDATE SET "count" = counts."count" + excluded."count"
+)
+SELECT count(*) FROM new
+"""
+
+
+def _copy_events(conn: Connection, batch: FeedBatch) -> int:
+    """PostgreSQL: the events COPYed into a temporary table (emptied at commit), then merged in
+    one statement: six times the rows per second of INSERT … RETURNING in pages, and as
+    race-free: a concurrent writer of the same id waits, then its row is skipped."""
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cursor:
+        cursor.execute(_EVENTS_IN)
+        with cursor.copy(_EVENTS_COPY) as copy:
+            for e in batch.events:
+                copy.write_row((e.id, e.minute, e.status, e.amount, e.merchant_id))
+        cursor.execute(_EVENTS_MERGE)
+        (new,) = cursor.fetchone()
+    return int(new)
+
+
+class _AlertPlan:
+    """Alert webhooks applied in memory, in order, then written with one statement per kind.
+
+    Rows for one fingerprint merge in order (a later webhook's values win), exactly as the
+    row-by-row updates they replace would leave them.
+    """
+
+    def __init__(self, known: dict[str, str], route: Routing | None) -> None:
+        self.known = known
+        self.route = route
+        self.inserts: dict[str, dict[str, Any]] = {}
+        self.updates: dict[str, dict[str, Any]] = {}
+        self.history: list[dict[str, Any]] = []
+        self.notices: list[outbox.Notice] = []
+
+    def apply(self, group: AlertGroup, now: datetime) -> list[AlertChange]:
+        changes: list[AlertChange] = []
+        for alert in group.alerts:
+            old = self.known.get(alert.fingerprint)
+            self.known[alert.fingerprint] = alert.status
+            if old == alert.status:
+                self._set(alert.fingerprint, last_received=now, annotations=dict(alert.annotations))
+                continue
+            values: dict[str, Any] = {
+                "alertname": alert.alertname,
+                "status": alert.status,
+                "severity": alert.severity,
+                "labels": dict(alert.labels),
+                "annotations": dict(alert.annotations),
+                "starts_at": alert.starts_at,
+                "ends_at": alert.ends_at,
+                "generator_url": alert.generator_url,
+                "receiver": group.receiver,
+                "group_key": group.group_key,
+                "last_received": now,
+                "changed_at": now,
+            }
+            if old is None:
+                self.inserts[alert.fingerprint] = {
+                    "fingerprint": alert.fingerprint,
+                    "first_received": now,
+                    "acked_by": None,
+                    "acked_at": None,
+                    **values,
+                }
+            else:
+                if alert.status == "firing":
+                    values.update(acked_by=None, acked_at=None)
+                self._set(alert.fingerprint, **values)
+            changes.append(AlertChange(alert.fingerprint, old, alert.status))
+            self.history.append(
+                {
+                    "fingerprint": alert.fingerprint,
+                    "status": alert.status,
+                    "at": now,
+                    "starts_at": alert.starts_at,
+                    "ends_at": alert.ends_at,
+                }
+            )
+            # A resolution nobody saw fire is history, not news.
+            if self.route is not None and (old is not None or alert.status == "firing"):
+                self.notices.append(
+                    outbox.Notice(
+                        subject_kind="alert",
+                        subject=alert.fingerprint,
+                        event=alert.status,
+                        severity=alert.severity,
+                        destinations=self.route(alert.severity),
+                        now=now,
+                        body={"group": group.group_key},
+                    )
+                )
+        return changes
+
+    def _set(self, fingerprint: str, **values: Any) -> None:
+        row = self.inserts.get(fingerprint)
+        if row is None:
+            row = self.updates.setdefault(fingerprint, {})
+        row.update(values)
+
+    def write(self, conn: Connection) -> None:
+        a = schema.alerts
+        if self.inserts:
+            conn.execute(insert(a), list(self.inserts.values()))
+        # executemany needs one shape of row per statement: group the updates by their columns.
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for fingerprint, values in self.updates.items():
+            shapes[tuple(sorted(values))].append({"fp": fingerprint, **values})
+        for rows in shapes.values():
+            conn.execute(update(a).where(a.c.fingerprint == bindparam("fp")), rows)
+        if self.history:
+            conn.execute(insert(schema.alert_history), self.history)
+        if self.notices:
+            outbox.enqueue_many(conn, self.notices)
 
 
 def _alert(row: RowMapping) -> AlertRecord:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from storage import schema
-from storage.feed import load_file, parse_json
+from storage.feed import FeedBatch, load_file, parse_json
 from storage.migrations import HEAD
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from storage.store import StorageError, Store, open_store
@@ -274,3 +277,81 @@ def test_hourly_totals_match_the_minute_buckets(store: Store) -> None:
     assert list(hours) == [start + timedelta(hours=h) for h in range(6)]
     for hour, totals in hours.items():
         assert totals == store.totals_by_status(hour, hour + timedelta(hours=1))
+
+
+def _random_groups(seed: int, n: int) -> list[tuple[AlertGroup, datetime]]:
+    """Webhooks over a few fingerprints that fire, repeat and resolve in a random order."""
+    rng = random.Random(seed)
+    groups = []
+    for i in range(n):
+        alerts = tuple(
+            AlertIn(
+                fingerprint=f"fp{k}",
+                status=rng.choice(("firing", "firing", "resolved")),
+                labels={"alertname": f"A{k}", "severity": rng.choice(("critical", "warning"))},
+                annotations={"summary": f"take {i}"},
+                starts_at=NOW - timedelta(minutes=k),
+                ends_at=None,
+            )
+            for k in rng.sample(range(6), rng.randint(1, 3))
+        )
+        groups.append((_group(*alerts), NOW + timedelta(seconds=i)))
+    return groups
+
+
+def _route(severity: str) -> tuple[str, ...]:
+    return ("console", "slack:C1") if severity == "critical" else ("console",)
+
+
+def _outcome(store: Store) -> tuple[object, ...]:
+    deliveries = store.claim_deliveries(NOW + timedelta(hours=1), timedelta(minutes=1), 10_000)
+    return (
+        sorted(store.alerts(active_only=False), key=lambda a: a.fingerprint),
+        store.alert_counts_since(NOW - timedelta(hours=1)),
+        [(d.subject, d.event, d.destination, d.created_at) for d in deliveries],
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_webhooks_in_one_transaction_store_what_one_at_a_time_would(
+    store: Store, tmp_path: Path, seed: int
+) -> None:
+    groups = _random_groups(seed, 40)
+    reference = open_store(f"sqlite:///{tmp_path / 'one-at-a-time.db'}")
+    one_by_one = [reference.apply_alert_group(g, at, _route) for g, at in groups]
+    assert store.apply_alert_groups(groups, _route) == one_by_one
+    assert any(one_by_one) and not all(one_by_one)  # changes and re-sent groups both occur
+    assert _outcome(store) == _outcome(reference)
+    reference.close()
+
+
+def test_events_sent_twice_at_once_are_counted_once(store: Store) -> None:
+    """Overlapping pages of events from several writers at the same time (replicas, retries)."""
+
+    def page(first: int) -> FeedBatch:
+        rows = [
+            {"id": f"tx-{i}", "timestamp": "2025-07-14T03:00:10Z", "status": "failed"}
+            for i in range(first, first + 300)
+        ]
+        return parse_json(json.dumps(rows), default_date=DAY, tz=SP)
+
+    pages = [page(first) for first in (0, 100, 200, 0, 100, 200)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        new = sum(result.new_events for result in pool.map(store.ingest, pages))
+    assert new == 500
+    assert store.totals_by_status(*EVERYTHING) == {"failed": 500}
+
+
+def test_reads_in_a_reading_block_share_one_connection(store: Store) -> None:
+    """`status` and `briefing` read a dozen things: one pool checkout (and ping) for all."""
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(args))
+    with store.reading():
+        assert store.ping()
+        store.alerts()
+        store.totals_by_status(*EVERYTHING)
+        with store.reading():
+            store.open_anomalies()
+    assert len(checkouts) == 1
+    store.alerts()
+    assert len(checkouts) == 2
