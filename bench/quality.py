@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ DATA = ROOT / "tests" / "data"
 
 MINUTE = timedelta(minutes=1)
 Peer = Callable[[pd.DataFrame], list[Detection]]
+Case = tuple[pd.DataFrame, pd.DataFrame | None, list[Incident]]  # counts, auth codes, truth
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +86,20 @@ def _features(table: pd.DataFrame) -> np.ndarray:
     return np.hstack([table.to_numpy(), shares.to_numpy()])
 
 
-def _pyod(model: object, table: pd.DataFrame) -> list[Detection]:
+class _Outliers(Protocol):
+    """What a PyOD detector offers here: fit on the data, then 0/1 labels per row."""
+
+    labels_: np.ndarray
+
+    def fit(self, x: np.ndarray) -> object: ...
+
+
+def _pyod(model: _Outliers, table: pd.DataFrame) -> list[Detection]:
     x = _features(table)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(x)  # type: ignore[attr-defined]
-    labels = np.asarray(model.labels_, dtype=bool)  # type: ignore[attr-defined]
+        model.fit(x)
+    labels = np.asarray(model.labels_, dtype=np.bool_)
     flags = pd.DataFrame({"*": labels}, index=table.index)
     dets = _episodes(flags)
     return [Detection(d.start, d.end, d.detected_at, ()) for d in dets]
@@ -110,10 +120,13 @@ def pyod_iforest(table: pd.DataFrame) -> list[Detection]:
 def adtk_iqr(table: pd.DataFrame) -> list[Detection]:
     from adtk.detector import InterQuartileRangeAD
 
+    index = table.index
+    assert isinstance(index, pd.DatetimeIndex)
+    naive = index.tz_convert(None)
     flags = {}
     for status in table.columns:
         series = table[status].astype(float)
-        series.index = series.index.tz_convert(None)
+        series.index = naive
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = InterQuartileRangeAD(c=3.0).fit_detect(series)
@@ -147,10 +160,8 @@ def _merge(scores: list[Score]) -> Score:
     )
 
 
-def minute_sets(
-    seeds: int = 10, hours: int = 48
-) -> list[tuple[str, list[tuple[pd.DataFrame, pd.DataFrame | None, list[Incident]]]]]:
-    sim = []
+def minute_sets(seeds: int = 10, hours: int = 48) -> list[tuple[str, list[Case]]]:
+    sim: list[Case] = []
     for seed in range(seeds):
         frame, labs = simulate(hours, seed)
         sim.append((frame, None, [Incident(x.kind, x.start, x.end, x.statuses) for x in labs]))
@@ -164,9 +175,7 @@ def minute_sets(
     ]
 
 
-def run_minutes(
-    name: str, cases: list[tuple[pd.DataFrame, pd.DataFrame | None, list[Incident]]]
-) -> list[Row]:
+def run_minutes(name: str, cases: list[Case]) -> list[Row]:
     rows = []
     per: dict[str, list[Score]] = {"nightshift": []}
     took: dict[str, float] = {"nightshift": 0.0}
@@ -196,8 +205,7 @@ def run_checkout() -> list[Row]:
     for name, (required, allowed) in known.CHECKOUT.items():
         frame = read_checkout((DATA / name).read_text(), name)
         ours, _ = analyze_checkout(frame, known.T1_DAY, known.TZ)
-        flagged = {s.start.hour for s in ours}
-        results = {"nightshift": flagged}
+        results = {"nightshift": {s.start.hour for s in ours}}
         refs = frame[list(REFERENCES)].to_numpy(dtype=float)
         today = frame["today"].to_numpy(dtype=float)
         mean, sd = refs.mean(axis=1), refs.std(axis=1, ddof=1)
@@ -237,14 +245,14 @@ def run_checkout() -> list[Row]:
     for detector, parts in per.items():
         inc = sum(p[0] for p in parts)
         hit = sum(p[1] for p in parts)
-        flagged = sum(p[2] for p in parts)
+        episodes = sum(p[2] for p in parts)  # every flagged hour is an episode
         false = sum(p[3] for p in parts)
         ttd = tuple([60.0] * hit + [None] * (inc - hit))
         rows.append(
             Row(
                 "(c) checkout hours (5 outage hours)",
                 detector,
-                Score(inc, hit, flagged, false, ttd),
+                Score(inc, hit, episodes, false, ttd),
                 0.0,
             )
         )

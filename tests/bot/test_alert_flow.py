@@ -115,7 +115,7 @@ async def test_alertmanager_to_chat_silence_and_resolve(
         return [s for s in await am.silences() if s.get("createdBy") == f"telegram:{OPERATOR}"]
 
     [silence] = await _until(silenced)
-    matchers = {m["name"]: m["value"] for m in silence["matchers"]}  # type: ignore[union-attr]
+    matchers = {m["name"]: m["value"] for m in silence["matchers"]}
     assert matchers["alertname"] == "PixDown"
 
     await am.post_alerts([_alert("CardsSlow", ends=datetime.now(UTC) - timedelta(seconds=1))])

@@ -15,6 +15,7 @@ from bot.metrics import Metrics
 from bot.notifiers import SlackNotifier, TelegramNotifier
 from bot.slack import SlackAdapter
 from bot.telegram import TelegramAdapter
+from skills.core import Invocation, ProgressSink, Reply
 from storage.records import AlertGroup, AlertIn
 from storage.store import Store
 from tests.fakes.clock import FixedClock
@@ -26,7 +27,7 @@ CHANNEL = "C0ALERTS"
 SP = ZoneInfo("America/Sao_Paulo")
 
 
-async def _nobody(*_: object) -> object:
+async def _nobody(inv: Invocation, progress: ProgressSink | None) -> Reply:
     raise AssertionError("no chat command expected in these tests")
 
 

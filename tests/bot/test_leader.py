@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import build_core
 from bot.clock import SystemClock
-from bot.jobs import ShiftReports
+from bot.jobs import Kind, ShiftReports
 from bot.leader import Leader
 from bot.settings import Settings
 from skills.core import Reply
@@ -152,7 +152,7 @@ async def test_two_replicas_one_night_one_briefing_one_handoff_even_when_the_lea
             await r.leader.renew()
             # What the scheduler does at the cron times: only the leader runs the job.
             if now in cron_times and await r.leader.is_leader():
-                kind = "briefing" if now.astimezone(SP).hour == 0 else "handoff"
+                kind: Kind = "briefing" if now.astimezone(SP).hour == 0 else "handoff"
                 await r.reports.run_due(kind)
         assert not (await one.leader.is_leader() and await two.leader.is_leader())
         if took_over is None and not one.alive and await two.leader.is_leader():

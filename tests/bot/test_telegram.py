@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -33,7 +32,9 @@ class Skills:
     def __init__(self) -> None:
         self.seen: list[Invocation] = []
         self.allowed = {f"telegram:{OPERATOR}"}
-        self.replies: dict[str, Callable[[Invocation, ProgressSink | None], Any]] = {}
+        self.replies: dict[
+            str, Callable[[Invocation, ProgressSink | None], Reply | Awaitable[Reply]]
+        ] = {}
 
     async def handle(self, inv: Invocation, progress: ProgressSink | None = None) -> Reply:
         self.seen.append(inv)
@@ -42,7 +43,7 @@ class Skills:
         word = inv.text.split()[0] if inv.text.split() else ""
         if word in self.replies:
             result = self.replies[word](inv, progress)
-            return await result if asyncio.iscoroutine(result) else result
+            return result if isinstance(result, Reply) else await result
         if word == "status":
             return Reply(title="Status", sections=(Section("Feed", ("ok: 120 tx/min",)),))
         if word == "grafico":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from detector import DetectorError
@@ -34,6 +35,7 @@ def test_each_incident_is_labeled_once_and_visible_in_the_counts() -> None:
         elif lab.kind in ("outage", "partial_drop"):
             assert window["approved"].mean() < 0.7 * before["approved"].mean()
     day = per_minute.sum(axis=1)
+    assert isinstance(day.index, pd.DatetimeIndex)
     assert day.max() > 10 * max(day[day.index.hour == 7].mean(), 1)  # 04h local: quiet night
 
 

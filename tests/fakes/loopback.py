@@ -11,7 +11,5 @@ async def serve(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppR
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()
-    server = site._server
-    assert server is not None
-    port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = int(runner.addresses[0][1])  # the site's sockname: (host, port, ...)
     return runner, port

@@ -353,10 +353,12 @@ class FakeSlack:
             else:
                 form = await request.post()
                 for key, value in form.items():
-                    if isinstance(value, str):
-                        args[key] = value
-                    else:
+                    if isinstance(value, web.FileField):
                         args[key] = value.file.read()
+                    elif isinstance(value, str):
+                        args[key] = value
+                    else:  # a non-text part that is not a file arrives as raw bytes
+                        args[key] = bytes(value)
         return args
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -408,8 +410,12 @@ class FakeSlack:
         if request.content_type == "multipart/form-data":
             form = await request.post()
             part = form.get("file") or next(iter(form.values()))
-            data = part if isinstance(part, str) else part.file.read()
-            body = data.encode() if isinstance(data, str) else bytes(data)
+            if isinstance(part, web.FileField):
+                body = part.file.read()
+            elif isinstance(part, str):
+                body = part.encode()
+            else:
+                body = bytes(part)
         else:
             body = await request.read()
         self.uploads[file_id]["data"] = body

@@ -113,10 +113,10 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
                         "Bad Request: can't parse entities: Unmatched end tag at byte offset "
                         f'{byte_offset}, expected {expected}, found "</{name}>"'
                     )
-                opened, start, extra = stack.pop()
+                opened, start, attributes = stack.pop()
                 if offset > start:
                     entity = {"type": _TAGS[opened], "offset": start, "length": offset - start}
-                    entity.update(extra)
+                    entity.update(attributes)
                     entities.append(entity)
             else:
                 extra: dict[str, Any] = {}
