@@ -84,6 +84,10 @@ def render_chart(
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine on the figure, and savefig draws a figure
+    # that has one twice (once to lay it out); the layout is done, so one draw is enough.
+    fig.set_layout_engine(None)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    # zlib's fastest level: the same pixels in a file about 5% larger, encoded in half the time.
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     return buf.getvalue()

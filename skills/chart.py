@@ -11,7 +11,7 @@ weekdays); longer windows get no band.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -88,23 +88,27 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class ChartData:
-    """What the chart needs, read from the store in one go.
+    """What the chart needs before a status is chosen, read from the store in one go.
 
-    `counts` and each of `history` are bucket x status tables on `window.index` (zero where no
-    transaction came); `history` has one table per previous day (or week) that had traffic.
+    `totals` are the window's transactions per status; `history` how far back lie the
+    comparable windows (previous days or weeks) that had traffic; `statuses` every status seen
+    in the window or in those.
     """
 
     window: Window
-    counts: pd.DataFrame
-    history: tuple[pd.DataFrame, ...]
+    totals: Mapping[str, int]
+    history: tuple[timedelta, ...]
+    statuses: tuple[str, ...]
     anomalies: tuple[AnomalyRecord, ...]
 
-    @property
-    def statuses(self) -> tuple[str, ...]:
-        seen = {str(c) for c in self.counts.columns}
-        for table in self.history:
-            seen.update(str(c) for c in table.columns)
-        return tuple(sorted(seen))
+
+@dataclass(frozen=True, slots=True)
+class StatusCounts:
+    """One status per bucket of the window: `counts` in the window itself, and `history` with
+    one row per comparable window of `ChartData.history`, in the same order."""
+
+    counts: np.ndarray
+    history: np.ndarray
 
 
 def bucket_for(period: timedelta) -> timedelta:
@@ -136,62 +140,59 @@ def history_shifts(window: Window) -> tuple[timedelta, ...]:
     return ()
 
 
-def _table(frame: pd.DataFrame, start: datetime, window: Window) -> pd.DataFrame:
-    """A `minute, status, count` frame of [start, start + span) as buckets x statuses."""
-    slots = range(len(window.index))
-    if frame.empty:
-        return pd.DataFrame(index=window.index)
-    offset = pd.to_datetime(frame["minute"], utc=True) - pd.Timestamp(start)
-    slot = (offset // pd.Timedelta(window.bucket)).astype("int64")
-    grouped = (
-        frame.assign(slot=slot, status=frame["status"].astype(str))
-        .groupby(["slot", "status"])["count"]
-        .sum()
-        .unstack(fill_value=0)
-        .reindex(slots, fill_value=0)
-    )
-    grouped.index = window.index
-    return grouped.astype("int64")
-
-
 def read_chart(store: Store, window: Window) -> ChartData:
-    """The window's counts, the comparable windows before it, and its anomalies (blocking)."""
-    counts = _table(store.counts_frame(window.start, window.end), window.start, window)
-    history: list[pd.DataFrame] = []
+    """The window's totals, which comparable windows before it had traffic, and its anomalies
+    (blocking)."""
+    totals = store.totals_by_status(window.start, window.end)
+    seen = set(totals)
+    history: list[timedelta] = []
     for shift in history_shifts(window):
-        start = window.start - shift
-        table = _table(store.counts_frame(start, window.end - shift), start, window)
-        if int(table.to_numpy().sum()) > 0:
-            history.append(table)
+        statuses = store.traffic_statuses(window.start - shift, window.end - shift)
+        if statuses:
+            history.append(shift)
+            seen.update(statuses)
     anomalies = tuple(store.anomalies(window.start, window.end))
-    return ChartData(window, counts, tuple(history), anomalies)
+    return ChartData(window, totals, tuple(history), tuple(sorted(seen)), anomalies)
 
 
-def _column(table: pd.DataFrame, status: str) -> np.ndarray:
-    if status in table.columns:
-        return table[status].to_numpy(dtype=float)
-    return np.zeros(len(table.index))
+def read_counts(store: Store, data: ChartData, status: str) -> StatusCounts:
+    """`status` per bucket in the window and in each comparable window (blocking); the store
+    sums the buckets, so only a few hundred numbers a window leave the database."""
+    window = data.window
+
+    def buckets(shift: timedelta) -> np.ndarray:
+        start, end = window.start - shift, window.end - shift
+        return store.status_buckets(status, start, end, window.bucket).to_numpy(dtype=float)
+
+    counts = buckets(timedelta(0))
+    history = [buckets(shift) for shift in data.history]
+    return StatusCounts(counts, np.array(history).reshape(len(history), len(counts)))
 
 
-def baseline_band(data: ChartData, status: str) -> pd.DataFrame | None:
+def _quantiles(pooled: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """`qs` of each row of `pooled`, ignoring NaN (one row of results per q). Only rows near
+    the ends hold NaN; the rest go through numpy in one call, not a Python loop per row."""
+    out = np.empty((len(qs), len(pooled)))
+    ragged = np.isnan(pooled).any(axis=1)
+    out[:, ~ragged] = np.quantile(pooled[~ragged], qs, axis=1)
+    if ragged.any():
+        out[:, ragged] = np.nanquantile(pooled[ragged], qs, axis=1)
+    return out
+
+
+def baseline_band(window: Window, counts: StatusCounts) -> pd.DataFrame | None:
     """Per bucket: the median (`expected`) and the 10th-90th percentile (`low`, `high`) of that
     bucket and its neighbours (about 15 minutes) on the previous windows; None without history.
     Pooling neighbours gives a band of honest width even from one previous day."""
-    if not data.history:
+    days = counts.history
+    if not len(days):
         return None
-    days = np.vstack([_column(table, status) for table in data.history])
-    reach = max(1, int(NEIGHBOURHOOD / data.window.bucket) // 2)
+    reach = max(1, int(NEIGHBOURHOOD / window.bucket) // 2)
     padded = np.pad(days, ((0, 0), (reach, reach)), constant_values=np.nan)
     near = sliding_window_view(padded, 2 * reach + 1, axis=1)  # (days, buckets, neighbours)
-    pooled = near.transpose(1, 0, 2).reshape(len(data.window.index), -1)
-    return pd.DataFrame(
-        {
-            "expected": np.nanmedian(pooled, axis=1),
-            "low": np.nanquantile(pooled, BAND[0], axis=1),
-            "high": np.nanquantile(pooled, BAND[1], axis=1),
-        },
-        index=data.window.index,
-    )
+    pooled = near.transpose(1, 0, 2).reshape(len(window.index), -1)
+    low, expected, high = _quantiles(pooled, (BAND[0], 0.5, BAND[1]))
+    return pd.DataFrame({"expected": expected, "low": low, "high": high}, index=window.index)
 
 
 def findings_for(data: ChartData, status: str) -> list[Finding]:
@@ -223,14 +224,17 @@ def findings_for(data: ChartData, status: str) -> list[Finding]:
 
 
 def draw(
-    data: ChartData, status: str, findings: Sequence[Finding], tz: tzinfo, title: str
+    window: Window,
+    counts: StatusCounts,
+    status: str,
+    findings: Sequence[Finding],
+    tz: tzinfo,
+    title: str,
 ) -> bytes:
     """The PNG (blocking: matplotlib)."""
-    counts = pd.DataFrame(
-        {"minute": data.window.index, "status": status, "count": _column(data.counts, status)}
-    )
-    band = baseline_band(data, status)
-    return render_chart(counts, findings, band, status=status, tz=tz, title=title)
+    frame = pd.DataFrame({"minute": window.index, "status": status, "count": counts.counts})
+    band = baseline_band(window, counts)
+    return render_chart(frame, findings, band, status=status, tz=tz, title=title)
 
 
 def _arguments(args: str) -> tuple[timedelta, str]:
@@ -254,8 +258,7 @@ def _status(ctx: SkillContext, asked: str, data: ChartData) -> str:
     if not asked:
         if DEFAULT_STATUS in known or not known:
             return DEFAULT_STATUS
-        totals = {s: float(_column(data.counts, s).sum()) for s in known}
-        return max(known, key=lambda s: (totals[s], s == DEFAULT_STATUS))
+        return max(known, key=lambda s: (data.totals.get(s, 0), s == DEFAULT_STATUS))
     folded = normalize(asked).replace(" ", "_")
     by_name = {normalize(s): s for s in known}
     wanted = STATUS_WORDS.get(folded, folded)
@@ -292,13 +295,20 @@ def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def summary(ctx: SkillContext, data: ChartData, status: str, when: str, anomalies: int) -> str:
+def summary(
+    ctx: SkillContext,
+    data: ChartData,
+    counts: StatusCounts,
+    status: str,
+    when: str,
+    anomalies: int,
+) -> str:
     """One line: the status's total against the usual total of this window, and anomalies."""
     lang = ctx.lang
-    total = float(_column(data.counts, status).sum())
+    total = float(counts.counts.sum())
     line = f"{status} · {when}: {number(total, lang)}"
     if data.history:
-        normal = float(np.median([_column(t, status).sum() for t in data.history]))
+        normal = float(np.median(counts.history.sum(axis=1)))
         n = len(data.history)
         if history_shifts(data.window)[0] < timedelta(weeks=1):
             span = ctx.tr(_plural(n, "dia", "dias"), _plural(n, "day", "days"))
@@ -323,7 +333,7 @@ def summary(ctx: SkillContext, data: ChartData, status: str, when: str, anomalie
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     period, asked = _arguments(args)
     window = window_for(ctx.clock.now(), period)
-    data = await ctx.call(read_chart, ctx.store, window)
+    data = await ctx.read(read_chart, ctx.store, window)
     when = describe(period, ctx.lang)
     if not data.statuses:
         return Reply(
@@ -333,14 +343,15 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
             )
         )
     status = _status(ctx, asked, data)
+    counts = await ctx.read(read_counts, ctx.store, data, status)
     findings = findings_for(data, status)
     title = f"{status} {_every(ctx, window.bucket)} · {when}"
-    png = await ctx.call(draw, data, status, findings, ctx.tz, title)
+    png = await ctx.call(draw, window, counts, status, findings, ctx.tz, title)
     return Reply(
         title=f"📊 {title}",
         image=Image(
             png,
             f"nightshift-{_compact(period)}.png",
-            summary(ctx, data, status, when, len(findings)),
+            summary(ctx, data, counts, status, when, len(findings)),
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from bot.settings import Settings
 from skills import chart
 from skills.core import Invocation, Reply
 from skills.periods import MAX_PERIOD
-from storage.feed import load_file
+from storage.feed import CountRow, FeedBatch, load_file
 from storage.records import AnomalyRecord
 from storage.store import Store
 from tests.conftest import DATA
@@ -185,6 +186,17 @@ async def test_english_replies(quick: Core) -> None:
     assert "(normal " in reply.image.caption and "1 day)" in reply.image.caption
 
 
+async def test_without_approved_the_busiest_status_is_drawn(
+    settings: Settings, sqlite_store: Store, clock: FixedClock
+) -> None:
+    clock.set(NOON)
+    start = int(NOON.timestamp()) - 3600
+    busier = [CountRow(start + 60 * m, "failed", 9) for m in range(60)]
+    sqlite_store.ingest(FeedBatch(counts=[*busier, CountRow(start, "denied", 100)]))
+    reply = await ask(build_core(settings, clock=clock, store=sqlite_store), "grafico 1h")
+    assert reply.title == "📊 failed por minuto · última hora"
+
+
 async def test_nothing_to_draw_on_an_empty_store(core: Core) -> None:
     reply = await ask(core, "grafico")
     assert reply.outcome == "ok"
@@ -203,3 +215,107 @@ def test_windows_are_whole_buckets_up_to_the_current_minute(period: timedelta) -
     assert window.end - window.start < period + window.bucket
     assert len(window.index) <= 400
     assert window.index[-1] + window.bucket == pd.Timestamp(window.end)
+
+
+def _random_history(seed: int, window: chart.Window) -> FeedBatch:
+    """The window and the comparable ones before it, minute by minute with minutes missing
+    everywhere; of those before, one is missing, one has zeros only and one has a status seen
+    nowhere else."""
+    rng = random.Random(seed)
+    shifts = chart.history_shifts(window)
+    missing, zeros, rare = rng.sample(shifts, 3)
+    first = int((window.start - shifts[-1]).timestamp())
+    rows = []
+    for m in range(0, int((window.end - window.start + shifts[-1]).total_seconds()), 60):
+        when = datetime.fromtimestamp(first + m, UTC)
+        inside = [s for s in shifts if window.start - s <= when < window.end - s]
+        if missing in inside or rng.random() < 0.2:
+            continue
+        statuses = ["approved", "denied"] + (["refunded"] if rare in inside else [])
+        for status in rng.sample(statuses, rng.randint(1, len(statuses))):
+            rows.append(CountRow(first + m, status, 0 if zeros in inside else rng.randint(0, 30)))
+    return FeedBatch(counts=rows)
+
+
+def _minute_table(store: Store, start: datetime, window: chart.Window) -> pd.DataFrame:
+    """Buckets x statuses of the window's span from `start`, from the minute rows in pandas."""
+    frame = store.counts_frame(start, start + (window.end - window.start))
+    slot = (frame["minute"] - pd.Timestamp(start)) // pd.Timedelta(window.bucket)
+    table = frame.assign(slot=slot).pivot_table("count", "slot", "status", "sum", fill_value=0)
+    return table.reindex(range(len(window.index)), fill_value=0)
+
+
+@pytest.mark.parametrize(
+    "period", [timedelta(hours=1), timedelta(hours=6), timedelta(hours=24), timedelta(days=3)]
+)
+def test_reads_equal_the_minute_rows_bucketed_in_pandas(store: Store, period: timedelta) -> None:
+    """What the store sums per bucket is what summing every minute row would give."""
+    window = chart.window_for(datetime(2025, 7, 14, 15, 30, 42, tzinfo=UTC), period)
+    store.ingest(_random_history(7, window))
+    data = chart.read_chart(store, window)
+
+    tables = {
+        shift: _minute_table(store, window.start - shift, window)
+        for shift in chart.history_shifts(window)
+    }
+    busy = tuple(s for s, t in tables.items() if t.to_numpy().sum() > 0)
+    assert 0 < len(busy) < len(tables)  # the missing and the all-zero days are left out
+    assert data.history == busy
+    current = _minute_table(store, window.start, window)
+    seen = set(current.columns).union(*(tables[s].columns for s in busy))
+    assert data.statuses == tuple(sorted(seen))
+    assert dict(data.totals) == {s: int(current[s].sum()) for s in current.columns}
+
+    for status in (*data.statuses, "pix"):
+        counts = chart.read_counts(store, data, status)
+        expected = [tables[s].get(status, pd.Series(0, tables[s].index)) for s in busy]
+        assert counts.counts.tolist() == current.get(status, 0 * current.index).tolist()
+        assert counts.history.shape == (len(busy), len(window.index))
+        assert counts.history.tolist() == [e.tolist() for e in expected]
+
+
+def _pooled_band(days: np.ndarray, reach: int) -> list[tuple[float, float, float]]:
+    """(low, expected, high) per bucket, the slow obvious way: every day's neighbours pooled."""
+    out = []
+    for i in range(days.shape[1]):
+        near = days[:, max(0, i - reach) : i + reach + 1].ravel()
+        out.append((np.quantile(near, 0.1), float(np.median(near)), np.quantile(near, 0.9)))
+    return out
+
+
+def test_band_on_a_known_history() -> None:
+    """Day k before held k per minute: every bucket pools 1..7 equally, whatever its
+    neighbours, so the median is 4 and the 10th-90th percentile runs from 1 to 7."""
+    window = chart.window_for(NOON, timedelta(hours=1))
+    days = np.array([[float(k)] * 60 for k in range(1, 8)])
+    band = chart.baseline_band(window, chart.StatusCounts(np.zeros(60), days))
+    assert band is not None
+    assert list(band.index) == list(window.index)
+    assert band["expected"].tolist() == [4.0] * 60
+    assert band["low"].tolist() == [1.0] * 60
+    assert band["high"].tolist() == [7.0] * 60
+
+
+@pytest.mark.parametrize(
+    ("period", "reach"),
+    [(timedelta(minutes=3), 7), (timedelta(hours=6), 7), (timedelta(hours=24), 1)],
+)
+@pytest.mark.parametrize("n_days", [1, 3, 7])
+def test_band_pools_each_bucket_with_its_neighbours(
+    period: timedelta, reach: int, n_days: int
+) -> None:
+    """Against pooling by hand, including the buckets at the ends that have fewer neighbours
+    (a 3-minute window is all ends)."""
+    window = chart.window_for(NOON, period)
+    rng = np.random.default_rng(n_days)
+    days = rng.integers(0, 500, size=(n_days, len(window.index))).astype(float)
+    band = chart.baseline_band(window, chart.StatusCounts(np.zeros(len(window.index)), days))
+    assert band is not None
+    got = band[["low", "expected", "high"]].to_numpy()
+    assert got == pytest.approx(np.array(_pooled_band(days, reach)), rel=1e-12)
+
+
+def test_no_history_no_band() -> None:
+    window = chart.window_for(NOON, timedelta(hours=1))
+    counts = chart.StatusCounts(np.zeros(60), np.zeros((0, 60)))
+    assert chart.baseline_band(window, counts) is None
