@@ -83,10 +83,11 @@ def render_chart(
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    fig.tight_layout()
-    # tight_layout leaves a placeholder layout engine on the figure, and savefig draws a figure
-    # that has one twice (once to lay it out); the layout is done, so one draw is enough.
-    fig.set_layout_engine(None)
+    # Margins from what the labels need rather than tight_layout, which draws the text once
+    # more to measure it: the y labels are at most as wide as the largest count, written out.
+    top_value = max([1.0, *ax.get_ylim()])
+    label_inches = 0.45 + 0.085 * len(f"{top_value:,.0f}")
+    fig.subplots_adjust(left=label_inches / 11, right=0.985, bottom=0.17, top=0.92)
     buf = io.BytesIO()
     # zlib's fastest level: the same pixels in a file about 5% larger, encoded in half the time.
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
