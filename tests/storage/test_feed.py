@@ -1,0 +1,395 @@
+"""Feed parsing: the column path for clean batches gives exactly what the row path gives."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, tzinfo
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storage.feed import (
+    AuthCodeRow,
+    CountRow,
+    FeedBatch,
+    FeedError,
+    _csv_batch,
+    _json_batch,
+    _json_items,
+    _parse_csv_by_row,
+    _parse_json_by_row,
+    _TimeParser,
+    parse_csv,
+    parse_json,
+)
+
+Parse = Callable[..., FeedBatch]
+SP = ZoneInfo("America/Sao_Paulo")
+ZONES = (SP, ZoneInfo("America/New_York"), ZoneInfo("Europe/Berlin"), UTC)
+# Days with a clock change in one of ZONES (São Paulo kept summer time until 2019), and one without.
+DAYS = (
+    date(2018, 11, 4),
+    date(2019, 2, 16),
+    date(2025, 3, 9),
+    date(2025, 3, 30),
+    date(2025, 10, 26),
+    date(2025, 11, 2),
+    date(2025, 7, 14),
+)
+
+
+def described(batch: FeedBatch) -> object:
+    """A batch down to each row's type and values, in order."""
+    return (
+        [(type(r), tuple(r)) for r in batch.counts],
+        [(type(r), tuple(r)) for r in batch.auth_codes],
+        batch.events,
+    )
+
+
+def outcome(parse: Parse, text: str, day: date, zone: tzinfo) -> object:
+    """What a parse gives, or the error it raises, word for word."""
+    try:
+        return described(parse(text, default_date=day, tz=zone))
+    except FeedError as error:
+        return ("FeedError", str(error), error.problems)
+    except (ArithmeticError, csv.Error) as error:  # what the row path lets through, as it is
+        return (type(error).__name__, str(error))
+
+
+# -- values, valid ones in every form the feed takes -------------------------------------------
+
+_pad = st.sampled_from(["", "", " ", "  ", "\t"])
+
+
+@st.composite
+def valid_times(draw: st.DrawFn) -> str:
+    day = draw(st.sampled_from(DAYS)).isoformat()
+    hour, minute, second = (
+        draw(st.integers(0, 23)),
+        draw(st.integers(0, 59)),
+        draw(st.integers(0, 59)),
+    )
+    text = draw(
+        st.sampled_from(
+            [
+                f"{day}T{hour:02d}:{minute:02d}:{second:02d}Z",
+                f"{day}T{hour:02d}:{minute:02d}:{second:02d}-03:00",
+                f"{day}T{hour:02d}:{minute:02d}+05:30",
+                f"{day} {hour:02d}:{minute:02d}:{second:02d}",  # on the shift clock
+                f"{day}T{hour:02d}:{minute:02d}:{second:02d}.250",
+                f"{hour:02d}h {minute:02d}",  # on default_date
+                f"{hour}h{minute}",
+                f"{hour:02d}h   {minute}",
+            ]
+        )
+    )
+    return draw(_pad) + text + draw(_pad)
+
+
+_bad_times = st.sampled_from(
+    [
+        "",
+        " ",
+        "not a time",
+        "24h 00",
+        "12h 60",
+        "12:00",
+        "2025-13-01 00:00:00",
+        "2025-02-30T00:00:00Z",
+        "2025-07-14T03:00:00+24:00",
+        "0001-01-01T00:30:00+01:00",  # before year 1 in UTC: datetime overflows
+    ]
+)
+
+
+@st.composite
+def valid_statuses(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(["approved", "denied", "failed", "backend_reversed", "a-1", "x"]))
+    name = draw(st.sampled_from([name, name.upper(), name.title()]))
+    return draw(_pad) + name + draw(_pad)
+
+
+_bad_statuses = st.sampled_from(["", "  ", "bad status", "a" * 33, "ação", "İ", "a.b"])
+_valid_codes = st.from_regex(r"[A-Za-z0-9]{1,4}", fullmatch=True)
+_bad_codes = st.sampled_from(["", " ", "ABCDE", "a b", "5-1"])
+_valid_count_texts = st.builds(
+    lambda pad, n, pad2: f"{pad}{n}{pad2}", _pad, st.integers(0, 10**12), _pad
+) | st.sampled_from(["+7", "1_000", "0"])
+# Not all bad: "5.0" and "1e3" are whole numbers the row path takes (the column path leaves them).
+_odd_count_texts = st.sampled_from(["-1", str(10**12 + 1), "5.0", "1e3", "2.5", "abc", "", "nan"])
+_extras = st.text(alphabet="ab xyz", max_size=4)
+# Column name: (valid values, odd values). Extra columns the row path ignores, or reads in place
+# of another: timestamp over time, count over f0_, the last of a repeated name.
+_CSV_EXTRAS = {
+    "extra": (_extras, _extras),
+    "time": (valid_times(), _bad_times),
+    "f0_": (_valid_count_texts, _odd_count_texts),
+    "status": (valid_statuses(), _bad_statuses),
+}
+
+
+# -- CSV batches -------------------------------------------------------------------------------
+
+
+@st.composite
+def csv_batches(draw: st.DrawFn, clean: bool) -> str:
+    """A header and clean rows. Unless `clean`, maybe a few odd values, maybe odd lines: blank,
+    quoted, ragged, a carriage return alone, event rows."""
+    odd_values = not clean and draw(st.booleans())
+    odd_lines = not clean and draw(st.booleans())
+    kind = draw(st.sampled_from(["counts", "auth_codes", "events"][: 3 if odd_lines else 2]))
+    # A few values each, so (minute, key) buckets repeat.
+    times = st.sampled_from(draw(st.lists(valid_times(), min_size=1, max_size=4)))
+    if kind == "auth_codes":
+        key_names = ["auth_code", "AUTH_CODE"]
+        keys = (st.sampled_from(draw(st.lists(_valid_codes, min_size=1, max_size=3))), _bad_codes)
+    else:
+        key_names = ["status", " Status "]
+        keys = (
+            st.sampled_from(draw(st.lists(valid_statuses(), min_size=1, max_size=3))),
+            _bad_statuses,
+        )
+    columns = [
+        (draw(st.sampled_from(["timestamp", "time", "Timestamp", " TIME"])), (times, _bad_times)),
+        (draw(st.sampled_from(key_names)), keys),
+        (
+            draw(st.sampled_from(["count", "f0_", "COUNT", " F0_"])),
+            (_valid_count_texts, _odd_count_texts),
+        ),
+    ]
+    if kind == "events":
+        columns.append(("id", (st.sampled_from(["tx-1", "tx-2", "tx-3"]), st.just(""))))
+    for name in draw(st.lists(st.sampled_from(sorted(_CSV_EXTRAS)), max_size=2)):
+        columns.append((name, _CSV_EXTRAS[name]))
+    columns = draw(st.permutations(columns))
+    rows = [[draw(valid) for _, (valid, _) in columns] for _ in range(draw(st.integers(1, 25)))]
+    if odd_values:
+        for _ in range(draw(st.integers(1, 3))):
+            row, column = draw(st.sampled_from(rows)), draw(st.integers(0, len(columns) - 1))
+            row[column] = draw(columns[column][1][1])
+    header = ",".join(name for name, _ in columns)
+    if not clean or not header[0].isspace():  # "\ufeff time" is no time column
+        header = draw(st.sampled_from(["", "\ufeff"])) + header
+    lines = [header, *(",".join(row) for row in rows)]
+    if odd_lines:
+        for _ in range(draw(st.integers(1, 3))):
+            odd = ["", "  ", ",,", '"a",b,"c,d"', "x", "a,b,c,d,e", "a\rb"]
+            lines.insert(draw(st.integers(1, len(lines))), draw(st.sampled_from(odd)))
+    end = draw(st.sampled_from(["\n", "\r\n", "\r"][: 3 if odd_lines else 2]))
+    return end.join(lines) + draw(st.sampled_from([end, ""]))
+
+
+# -- JSON batches ------------------------------------------------------------------------------
+
+# Values of every type, and ones that compare equal across types (1, 1.0, True).
+_odd_json_values = (
+    st.sampled_from([None, True, False, 1, 0, 1.0, 2.5, float("nan"), "", " ", [1], {"a": 1}])
+    | st.text(max_size=3)
+    | _bad_times
+    | _bad_statuses
+    | _bad_codes
+    | _odd_count_texts
+)
+
+
+@st.composite
+def json_batches(draw: st.DrawFn, clean: bool) -> str:
+    """An array of clean objects with the same keys. Unless `clean`, counts as numbers and as
+    text in one batch, maybe a few odd values, maybe an odd shape: a row with other keys, an
+    item that is no object, a lone object."""
+    odd_values = not clean and draw(st.booleans())
+    odd_shape = not clean and draw(st.booleans())
+    names = [draw(st.sampled_from(["timestamp", "time"]))]
+    strategies: dict[str, st.SearchStrategy[object]] = {
+        "extra": _odd_json_values,
+        "time": valid_times(),
+        "f0_": _valid_count_texts,
+        "status": valid_statuses(),
+    }
+    # A few values each, so (minute, key) buckets repeat.
+    strategies[names[0]] = st.sampled_from(draw(st.lists(valid_times(), min_size=1, max_size=4)))
+    if draw(st.booleans()):
+        names.append("auth_code")
+        codes = draw(st.lists(_valid_codes, min_size=1, max_size=3))
+        strategies["auth_code"] = st.sampled_from([*codes, 51, 1, 0])
+    else:
+        names.append("status")
+        strategies["status"] = st.sampled_from(
+            draw(st.lists(valid_statuses(), min_size=1, max_size=3))
+        )
+    names.append(draw(st.sampled_from(["count", "f0_"])))
+    counts = st.integers(0, 10**12) | _valid_count_texts
+    if clean:  # numbers or text, not both
+        counts = draw(st.sampled_from([st.integers(0, 10**12), _valid_count_texts]))
+    strategies[names[-1]] = counts
+    names += draw(st.lists(st.sampled_from(["extra", "time", "f0_", "status"]), max_size=2))
+    rows = [
+        {name: draw(strategies[name]) for name in names} for _ in range(draw(st.integers(1, 25)))
+    ]
+    if odd_values:
+        for _ in range(draw(st.integers(1, 3))):
+            draw(st.sampled_from(rows))[draw(st.sampled_from(names))] = draw(_odd_json_values)
+    items: list[object] = list(rows)
+    if odd_shape:
+        for _ in range(draw(st.integers(1, 2))):
+            row = draw(st.sampled_from(rows))
+            if draw(st.booleans()):  # one key for another: the same number of keys
+                del row[draw(st.sampled_from(sorted(row.keys() & names[3:]) or sorted(row)))]
+            row[draw(st.sampled_from(["id", "auth_code", "status", "Timestamp", "x"]))] = "1"
+        if draw(st.booleans()):
+            items.insert(draw(st.integers(0, len(items))), draw(_odd_json_values))
+        if draw(st.booleans()):
+            return json.dumps(items[0])
+    return json.dumps(items, indent=draw(st.sampled_from([None, 1])))
+
+
+# -- the two paths, for both formats ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Format:
+    batches: Callable[[bool], st.SearchStrategy[str]]
+    parse: Parse
+    by_row: Parse
+    column_path: Callable[[str, _TimeParser], FeedBatch | None]
+
+
+CSV = Format(csv_batches, parse_csv, _parse_csv_by_row, _csv_batch)
+JSON = Format(
+    json_batches,
+    parse_json,
+    _parse_json_by_row,
+    lambda text, times: _json_batch(_json_items(text, "row "), times),
+)
+both_formats = pytest.mark.parametrize("fmt", [CSV, JSON], ids=["csv", "json"])
+
+
+@both_formats
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), clean=st.booleans(), day=st.sampled_from(DAYS), zone=st.sampled_from(ZONES))
+def test_parse_gives_what_the_row_path_gives(
+    fmt: Format, data: st.DataObject, clean: bool, day: date, zone: tzinfo
+) -> None:
+    text = data.draw(fmt.batches(clean), label="text")
+    expected = outcome(fmt.by_row, text, day, zone)
+    assert outcome(fmt.parse, text, day, zone) == expected
+    if clean:  # and the column path takes it all
+        batch = fmt.column_path(text, _TimeParser(day, zone))
+        assert batch is not None
+        assert described(batch) == expected
+
+
+# -- the rules, one example each -----------------------------------------------------------------
+
+DAY = date(2025, 7, 14)
+T0 = 1_752_462_000  # 2025-07-14 03:00 UTC, 00:00 in São Paulo
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (
+            parse_csv,
+            "\ufeffTime , STATUS,f0_,note\r\n00h 00,Approved,5,x\r\n00h 00, approved ,7,y\r\n"
+            "2025-07-14T03:01:30Z,denied,1,z\r\n",
+        ),
+        (
+            parse_json,
+            '[{"time": "00h 00", "status": "Approved", "f0_": 5},'
+            ' {"time": "00h 00", "status": " approved ", "f0_": 7},'
+            ' {"time": "2025-07-14T03:01:30Z", "status": "denied", "f0_": "1"}]',
+        ),
+    ],
+)
+def test_a_bucket_sent_twice_keeps_its_last_count_in_its_first_place(
+    parse: Parse, text: str
+) -> None:
+    batch = parse(text, default_date=DAY, tz=SP)
+    assert list(batch.counts) == [
+        CountRow(T0, "approved", 7),
+        CountRow(T0 + 60, "denied", 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_csv, "timestamp,status,count\n00h 00,approved,5\n00h 01,approved,-1\n\n00h 02,,1\n"),
+        (
+            parse_json,
+            '[{"timestamp": "00h 00", "status": "approved", "count": 5},'
+            ' {"timestamp": "00h 01", "status": "approved", "count": -1},'
+            ' {"timestamp": "00h 02", "status": "", "count": 1}]',
+        ),
+    ],
+)
+def test_a_bad_row_fails_the_batch_with_every_bad_row(parse: Parse, text: str) -> None:
+    with pytest.raises(FeedError) as caught:
+        parse(text, default_date=DAY, tz=SP)
+    rows = [row for row, _ in caught.value.problems]
+    # CSV rows are file lines (the blank line counts); JSON rows count items.
+    assert rows == ([3, 5] if parse is parse_csv else [2, 3])
+    assert "count -1 is out of range" in str(caught.value)
+    assert "(and 1 more bad rows)" in str(caught.value)
+
+
+def test_auth_code_rows_come_as_their_own_rows() -> None:
+    text = "timestamp,auth_code,count\n2025-07-14 00:00:00,51,40\n2025-07-14 00:00:00,00,90\n"
+    batch = parse_csv(text, default_date=DAY, tz=SP)
+    assert list(batch.auth_codes) == [AuthCodeRow(T0, "51", 40), AuthCodeRow(T0, "00", 90)]
+    assert not batch.counts
+    assert batch.auth_codes_frame()["auth_code"].tolist() == ["51", "00"]
+
+
+def test_parsed_rows_read_as_a_tuple_of_rows() -> None:
+    text = "time,status,count\n00h 00,approved,5\n00h 01,denied,2\n"
+    rows = parse_csv(text, default_date=DAY, tz=SP).counts
+    expected = (CountRow(T0, "approved", 5), CountRow(T0 + 60, "denied", 2))
+    assert rows == expected and expected == rows
+    assert hash(rows) == hash(expected)
+    assert (len(rows), rows[1], rows[-1].count, rows[:1]) == (2, expected[1], 2, expected[:1])
+    assert [type(r) for r in rows] == [CountRow, CountRow]
+    assert repr(rows) == repr(expected)
+    assert FeedBatch(counts=rows) == FeedBatch(counts=expected)
+    assert len(FeedBatch(counts=rows)) == 2
+
+
+def _lines(rows: Sequence[str], header: str = "timestamp,status,count") -> str:
+    return "".join(f"{line}\n" for line in [header, *rows])
+
+
+def _objects(*rows: dict[str, object]) -> str:
+    return json.dumps([{"timestamp": "2025-07-14T03:00:00Z", **row} for row in rows])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        (CSV, _lines(['2025-07-14T03:00:00Z,"approved",1'])),  # quotes, for csv.reader
+        (CSV, _lines(["2025-07-14T03:00:00Z,approved,1", ""])),  # a blank line
+        (CSV, _lines(["2025-07-14T03:00:00Z,approved,1.0"])),  # a whole float
+        (CSV, _lines(["2025-07-14T03:00:00Z,approved"])),  # a short row
+        (CSV, _lines(["2025-07-14T03:00:00Z,approved\r,1"])),  # a lone CR: csv.Error
+        (CSV, "timestamp,status,count\r2025-07-14T03:00:00Z,approved,1\r"),  # the same
+        # a field over csv.field_size_limit(): csv.Error
+        (CSV, _lines([f"00h 00,approved,1,{'x' * 200_000}"], "time,status,count,x")),
+        (CSV, _lines(["tx-1,2025-07-14T03:00:00Z,approved"], "id,timestamp,status")),  # events
+        (CSV, _lines(["0001-01-01T00:30:00+01:00,approved,1"])),  # before year 1: OverflowError
+        # 1 == True, but the row path reads the code "True"
+        (JSON, _objects({"auth_code": 1, "count": 1}, {"auth_code": True, "count": 2})),
+        (JSON, _objects({"status": "a", "count": 1}, {"status": "b", "count": True})),
+        # as many keys, other keys: an event row; one key more: an auth-code row
+        (JSON, _objects({"status": "a", "count": 1, "x": 1}, {"status": "a", "count": 1, "id": 1})),
+        (JSON, _objects({"status": "a", "count": 1}, {"status": "a", "count": 1, "auth_code": 1})),
+        (JSON, _objects({"status": "a", "count": 1}, {"status": "a", "f0_": 1})),
+    ],
+)
+def test_the_column_path_leaves_what_it_cannot_vouch_for(fmt: Format, text: str) -> None:
+    assert fmt.column_path(text, _TimeParser(DAY, SP)) is None
+    assert outcome(fmt.parse, text, DAY, SP) == outcome(fmt.by_row, text, DAY, SP)
