@@ -194,7 +194,10 @@ class _TimeParser:
                     f"time {text!r} is not ISO 8601, 'YYYY-MM-DD HH:MM:SS' or 'HHh MM'"
                 ) from None
             local = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=self.tz)
-        seconds = int(local.astimezone(UTC).timestamp())
+        try:
+            seconds = int(local.astimezone(UTC).timestamp())
+        except OverflowError:  # an offset that crosses year 1 or 9999
+            raise ValueError(f"time {text!r} is out of range") from None
         return seconds - seconds % 60
 
     def minutes(self, texts: Sequence[str]) -> list[int]:
@@ -251,7 +254,7 @@ def _status(raw: object) -> str:
 
 
 def _auth_code(raw: object) -> str:
-    code = str(raw).strip() if isinstance(raw, str | int) else ""
+    code = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
     if not _AUTH_CODE.match(code):
         raise ValueError(f"auth_code {raw!r} is not a 1 to 4 character code")
     return code
@@ -353,7 +356,21 @@ def _header_names(header: list[str]) -> list[str]:
 
 
 def _csv_rows(text: str, where: str) -> Iterator[tuple[int, dict[str, object]]]:
+    """Rows by line number; a line csv cannot read (a lone CR, a field over csv's limit) makes
+    the whole batch a FeedError naming that line."""
     reader = csv.reader(io.StringIO(text))
+    try:
+        yield from _csv_reader_rows(reader, where)
+    except csv.Error as error:
+        line = max(reader.line_num, 1)
+        raise FeedError(
+            f"{where}{line}: not readable as CSV ({error})", [(line, str(error))]
+        ) from None
+
+
+def _csv_reader_rows(
+    reader: Iterator[list[str]], where: str
+) -> Iterator[tuple[int, dict[str, object]]]:
     header = next(reader, None)
     if header is None:
         raise FeedError(f"{where}1: the file is empty (a CSV header is expected)", [(1, "empty")])

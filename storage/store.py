@@ -165,14 +165,14 @@ class Store:
                 self._upsert_set(
                     conn,
                     schema.counts,
-                    [(r.minute, r.status, r.count) for r in batch.counts],
+                    list(batch.counts),  # rows are (minute, status, count) tuples
                     progress,
                 )
             if batch.auth_codes:
                 self._upsert_set(
                     conn,
                     schema.auth_codes,
-                    [(r.minute, r.auth_code, r.count) for r in batch.auth_codes],
+                    list(batch.auth_codes),
                     progress,
                 )
             if batch.events:

@@ -142,6 +142,20 @@ async def test_bad_rows_are_422_listing_rows_and_nothing_is_stored(
     assert secured.store.totals_by_status(*EVERYTHING) == {}
 
 
+async def test_csv_that_csv_cannot_read_is_422_naming_the_line(
+    client: httpx.AsyncClient, secured: Core
+) -> None:
+    csv_body = (
+        "timestamp,status,count\n2025-07-14T03:00:00Z,approved,5\n2025-07-14T03:01:00Z,a\rx,1\n"
+    )
+    answer = await client.post(
+        "/transactions", content=csv_body, headers={**AUTH, "content-type": "text/csv"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("row 3: not readable as CSV")
+    assert secured.store.totals_by_status(*EVERYTHING) == {}
+
+
 async def test_auth_code_rows_through_the_feed(client: httpx.AsyncClient, secured: Core) -> None:
     csv_body = "timestamp,auth_code,count\n2025-07-12 17:10:00,51,40\n2025-07-12 17:10:00,00,90\n"
     answer = await client.post(
