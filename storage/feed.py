@@ -144,13 +144,27 @@ class FeedBatch:
     def __len__(self) -> int:
         return len(self.counts) + len(self.auth_codes) + len(self.events)
 
+    def count_tuples(self) -> list[tuple[int, str, int]]:
+        """Count rows as plain (minute, status, count) tuples: what the store sends."""
+        return _tuples(self.counts)
+
+    def auth_code_tuples(self) -> list[tuple[int, str, int]]:
+        """Authorization-code rows as plain (minute, auth_code, count) tuples."""
+        return _tuples(self.auth_codes)
+
     def counts_frame(self) -> pd.DataFrame:
         """Count rows as a frame: `minute` (UTC), `status`, `count`."""
-        return _frame([(r.minute, r.status, r.count) for r in self.counts], "status")
+        return _frame(self.count_tuples(), "status")
 
     def auth_codes_frame(self) -> pd.DataFrame:
         """Authorization-code rows as a frame: `minute` (UTC), `auth_code`, `count`."""
-        return _frame([(r.minute, r.auth_code, r.count) for r in self.auth_codes], "auth_code")
+        return _frame(self.auth_code_tuples(), "auth_code")
+
+
+def _tuples(rows: Sequence[CountRow] | Sequence[AuthCodeRow]) -> list[tuple[int, str, int]]:
+    if isinstance(rows, _Rows):  # straight from the columns, in C
+        return list(zip(rows._minutes, rows._keys, rows._counts, strict=True))
+    return [(minute, key, count) for minute, key, count in rows]
 
 
 def _frame(rows: list[tuple[int, str, int]], key: str) -> pd.DataFrame:

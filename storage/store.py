@@ -165,14 +165,14 @@ class Store:
                 self._upsert_set(
                     conn,
                     schema.counts,
-                    list(batch.counts),  # rows are (minute, status, count) tuples
+                    batch.count_tuples(),
                     progress,
                 )
             if batch.auth_codes:
                 self._upsert_set(
                     conn,
                     schema.auth_codes,
-                    list(batch.auth_codes),
+                    batch.auth_code_tuples(),
                     progress,
                 )
             if batch.events:
