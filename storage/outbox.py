@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from storage import schema
+from storage import bulk, schema
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,9 @@ def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None
     else:
         result = conn.execute(insert(n).returning(n.c.id, sort_by_parameter_order=True), rows)
         new_ids = [int(i) for i in result.scalars()]
-    conn.execute(
-        insert(schema.deliveries),
+    bulk.insert_rows(
+        conn,
+        schema.deliveries,
         [
             {
                 "notification_id": notification_id,

@@ -26,7 +26,6 @@ from sqlalchemy import (
     RowMapping,
     Table,
     and_,
-    bindparam,
     case,
     create_engine,
     delete,
@@ -42,7 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from storage import outbox, schema
+from storage import bulk, outbox, schema
 from storage.feed import FeedBatch
 from storage.migrations import SchemaTooNewError, migrate
 from storage.records import (
@@ -852,16 +851,15 @@ class _AlertPlan:
 
     def write(self, conn: Connection) -> None:
         a = schema.alerts
-        if self.inserts:
-            conn.execute(insert(a), list(self.inserts.values()))
+        bulk.insert_rows(conn, a, list(self.inserts.values()))
         # executemany needs one shape of row per statement: group the updates by their columns.
-        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        shapes: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         for fingerprint, values in self.updates.items():
-            shapes[tuple(sorted(values))].append({"fp": fingerprint, **values})
-        for rows in shapes.values():
-            conn.execute(update(a).where(a.c.fingerprint == bindparam("fp")), rows)
-        if self.history:
-            conn.execute(insert(schema.alert_history), self.history)
+            shapes[tuple(values)].append((fingerprint, values))
+        for same in shapes.values():
+            keys, rows = zip(*same, strict=True)
+            bulk.update_rows(conn, a, "fingerprint", keys, rows)
+        bulk.insert_rows(conn, schema.alert_history, self.history)
         if self.notices:
             outbox.enqueue_many(conn, self.notices)
 

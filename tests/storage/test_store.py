@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -10,9 +11,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, update
 
-from storage import schema
+from storage import bulk, schema
 from storage.feed import FeedBatch, load_file, parse_json
 from storage.migrations import HEAD
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
@@ -355,3 +356,44 @@ def test_reads_in_a_reading_block_share_one_connection(store: Store) -> None:
     assert len(checkouts) == 1
     store.alerts()
     assert len(checkouts) == 2
+
+
+def test_bulk_writes_store_exactly_what_sqlalchemy_core_stores(store: Store) -> None:
+    """The driver-level executemany binds each value as Core would: same JSON, same datetimes,
+    compared as the database holds them (text on SQLite), not only as read back."""
+    when = datetime(2025, 7, 14, 15, 0, 1, 250_000, tzinfo=UTC)
+    row = {
+        "alertname": "A",
+        "status": "firing",
+        "severity": "critical",
+        "labels": {"alertname": "A", "zone": "são paulo"},
+        "annotations": {"summary": 'quote " and ünicode'},
+        "starts_at": when,
+        "ends_at": None,
+        "generator_url": "http://x/?a=1%20b",
+        "receiver": "r",
+        "group_key": "{}:{}",
+        "first_received": when,
+        "last_received": when,
+        "changed_at": when,
+        "acked_by": None,
+        "acked_at": None,
+    }
+    a = schema.alerts
+    with store.engine.begin() as conn:
+        conn.execute(insert(a), [{"fingerprint": "core", **row}])
+        bulk.insert_rows(conn, a, [{"fingerprint": "bulk", **row}])
+        later = {"status": "resolved", "ends_at": when, "annotations": {"summary": "done"}}
+        conn.execute(update(a).where(a.c.fingerprint == "core").values(**later))
+        bulk.update_rows(conn, a, "fingerprint", ["bulk"], [later])
+        as_stored = {
+            fingerprint: rest
+            for fingerprint, *rest in conn.exec_driver_sql(
+                "SELECT fingerprint, labels, annotations, starts_at, ends_at, changed_at, "
+                "generator_url, status FROM alerts"
+            )
+        }
+    assert as_stored["bulk"] == as_stored["core"]
+    core = store.alert("core")
+    assert core is not None
+    assert store.alert("bulk") == dataclasses.replace(core, fingerprint="bulk")
