@@ -6,21 +6,10 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 
-import psycopg
 from psycopg import sql
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
-
-def _connect(url: URL, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(
-        host=url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        connect_timeout=10,
-        autocommit=autocommit,
-    )
+from tests.realservers import connect
 
 
 def dsn(url: str) -> str:
@@ -37,7 +26,7 @@ def dsn(url: str) -> str:
 
 
 def server_version(url: str) -> str:
-    with _connect(make_url(url)) as conn:
+    with connect(make_url(url), autocommit=True) as conn:
         row = conn.execute("show server_version").fetchone()
     return str(row[0]) if row else "?"
 
@@ -47,12 +36,12 @@ def fresh_database(url: str, purpose: str) -> Iterator[str]:
     """A new empty database on the server of `url`; yields its SQLAlchemy URL, then drops it."""
     admin = make_url(url)
     name = f"nightshift_bench_{purpose}_{secrets.token_hex(4)}"
-    with _connect(admin) as conn:
+    with connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
-        with _connect(admin) as conn:
+        with connect(admin, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )

@@ -184,7 +184,7 @@ class DeliveryWorker:
             if notifier is None:
                 await self._finish(delivery, "failed", error=f"{platform} is not configured")
                 continue
-            if await self._storming(destination, delivery, firing, refs):
+            if self._storming(destination, delivery, firing, refs):
                 storm.append(delivery)
                 continue
             await self._pace(destination)
@@ -230,7 +230,7 @@ class DeliveryWorker:
         if asyncio.iscoroutine(result):
             await result
 
-    async def _storming(
+    def _storming(
         self, destination: str, delivery: Delivery, firing_in_batch: int, refs: _Refs
     ) -> bool:
         """Whether this alert change goes into the digest rather than a message of its own.

@@ -21,7 +21,8 @@ def _binders(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Pr
     return [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
 
 
-def _mark(conn: Connection) -> str:
+def placeholder(conn: Connection) -> str:
+    """The driver's positional parameter mark."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
@@ -38,7 +39,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         return
     columns = list(rows[0])
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join(_mark(conn) for _ in columns)
+    marks = ", ".join(placeholder(conn) for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our names
     conn.exec_driver_sql(sql, _values(rows, columns, _binders(conn, table, columns)))
 
@@ -51,7 +52,7 @@ def update_rows(
     if not rows:
         return
     columns = list(rows[0])
-    mark = _mark(conn)
+    mark = placeholder(conn)
     sets = ", ".join(f'"{c}" = {mark}' for c in columns)
     sql = f'UPDATE {table.name} SET {sets} WHERE "{key}" = {mark}'  # noqa: S608 - our names
     binders = _binders(conn, table, [*columns, key])

@@ -81,11 +81,8 @@ def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None
         }
         for t in told
     ]
-    if len(rows) == 1:
-        new_ids = [int(conn.execute(insert(n).values(rows[0]).returning(n.c.id)).scalar_one())]
-    else:
-        result = conn.execute(insert(n).returning(n.c.id, sort_by_parameter_order=True), rows)
-        new_ids = [int(i) for i in result.scalars()]
+    result = conn.execute(insert(n).returning(n.c.id, sort_by_parameter_order=True), rows)
+    new_ids = [int(i) for i in result.scalars()]
     bulk.insert_rows(
         conn,
         schema.deliveries,

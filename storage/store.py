@@ -190,7 +190,7 @@ class Store:
         """(minute, key, count) rows set their bucket. Sent as one driver-level executemany:
         the same statement SQLAlchemy Core would build, without building it per row (2x)."""
         minute, key, count = (c.name for c in table.columns)
-        mark = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+        mark = bulk.placeholder(conn)
         sql = (
             f'INSERT INTO {table.name} ({minute}, {key}, "{count}") '  # noqa: S608 - our names
             f"VALUES ({mark}, {mark}, {mark}) ON CONFLICT ({minute}, {key}) "

@@ -47,7 +47,7 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def _connect(url: URL, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
+def connect(url: URL, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(
         host=url.host,
         port=url.port,
@@ -73,7 +73,7 @@ def postgres_url() -> str:
     if url.get_backend_name() != "postgresql":
         pytest.fail(f"{POSTGRES_URL_VAR} is not a postgresql URL: {url!r}", pytrace=False)
     try:
-        with _connect(url) as conn:
+        with connect(url) as conn:
             conn.execute("select 1")
     except psycopg.Error as exc:
         # A configured but dead server is a failure, never a skip.
@@ -87,12 +87,12 @@ def fresh_postgres_url(postgres_url: str) -> Iterator[str]:
     """URL of a new, empty database on the test server, dropped after the test."""
     base = make_url(postgres_url)
     name = f"nightshift_test_{secrets.token_hex(6)}"
-    with _connect(base, autocommit=True) as admin:
+    with connect(base, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield _url_string(base.set(database=name))
     finally:
-        with _connect(base, autocommit=True) as admin:
+        with connect(base, autocommit=True) as admin:
             # Engines or pools the test forgot to dispose must not keep the database alive.
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
