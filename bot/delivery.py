@@ -45,6 +45,8 @@ LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 30
 STORM_WINDOW = timedelta(minutes=10)
 PASS_GAP = 0.025  # seconds: the least time between the starts of two delivery passes
+DIGEST_GAP = 1.0  # seconds: the least time between two posts or edits of a storm digest
+CLAIM_LIMIT = 5000  # deliveries one pass may claim
 FIRST_EVENTS = ("firing", "opened")  # events told in a new message; the others edit it
 DIGEST_LINES = 10  # alerts a storm digest lists by name; the rest are counted
 
@@ -166,7 +168,7 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claim what is due and send it, destinations in parallel; returns how many were done."""
         claimed = await asyncio.to_thread(
-            self.store.claim_deliveries, self.clock.now(), LEASE, 1000
+            self.store.claim_deliveries, self.clock.now(), LEASE, CLAIM_LIMIT
         )
         by_destination: dict[str, list[Delivery]] = defaultdict(list)
         for delivery in claimed:
@@ -218,12 +220,15 @@ class DeliveryWorker:
 
     # -- pacing and storms --------------------------------------------------------------------
 
-    async def _pace(self, destination: str) -> None:
+    async def _pace(self, destination: str, least: float = 0.0) -> None:
+        """Wait for the destination's next slot; the one after comes its interval (or `least`,
+        if longer) later."""
         now = time.monotonic()
         slot = self._next_slot.get(destination, now)
         if slot > now:
             await self._sleep(slot - now)
-        self._next_slot[destination] = max(slot, now) + self.interval(destination)
+        gap = max(self.interval(destination), least)
+        self._next_slot[destination] = max(slot, now) + gap
 
     async def _sleep(self, seconds: float) -> None:
         result = self.sleep(seconds)
@@ -263,6 +268,9 @@ class DeliveryWorker:
         """Fold a batch of alert changes into the destination's storm digest: one post or edit."""
         storm = self._storms[destination]
         resolved = sum(1 for d in batch if d.event == "resolved")
+        # A digest changes at most every DIGEST_GAP (or the platform's pace): a storm's changes
+        # meanwhile wait for the next pass and make one edit, not one each (nor a 429).
+        await self._pace(destination, DIGEST_GAP)
         firing, worst = await asyncio.to_thread(self.store.worst_firing, DIGEST_LINES)
         digest = storm_digest(
             firing,
@@ -275,7 +283,6 @@ class DeliveryWorker:
         )
         try:
             if storm.ref is None:
-                await self._pace(destination)
                 storm.ref = await notifier.post(target, digest)
             else:
                 await notifier.edit(target, storm.ref, digest)

@@ -8,17 +8,33 @@ same bind processor SQLAlchemy would use (JSON, UTC datetimes), so what is store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Dialect, Table
 
-_Processor = Callable[[Any], Any] | None
+_Processor = Callable[[Any], Any]
+_Key = tuple[Dialect, Table, tuple[str, ...]]
+_BINDERS: dict[_Key, list[_Processor | None]] = {}
+_READERS: dict[_Key, list[_Processor | None]] = {}
 
 
-def _binders(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Processor]:
+def _binders(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Processor | None]:
+    """Each column's bind processor (None: the value goes as it is), worked out once."""
     dialect = conn.dialect
-    return [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    key = (dialect, table, tuple(columns))
+    found = _BINDERS.get(key)
+    if found is None:
+        found = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        _BINDERS[key] = found
+    return found
+
+
+def bound(conn: Connection, table: Table, column: str, value: Any) -> Any:
+    """One value as Core would send it for `column`."""
+    (bind,) = _binders(conn, table, (column,))
+    return value if bind is None or value is None else bind(value)
 
 
 def placeholder(conn: Connection) -> str:
@@ -26,10 +42,47 @@ def placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
+def readers(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Processor | None]:
+    """Each column's result processor (None: the driver's value is already right), as Core
+    would apply to a row it reads; worked out once."""
+    dialect = conn.dialect
+    key = (dialect, table, tuple(columns))
+    found = _READERS.get(key)
+    if found is None:
+        found = [
+            table.c[c].type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        ]
+        _READERS[key] = found
+    return found
+
+
+def marks(conn: Connection, n: int) -> str:
+    """`n` placeholders separated by commas, for an IN list."""
+    return ", ".join(placeholder(conn) for _ in range(n))
+
+
+def _memo(bind: _Processor) -> _Processor:
+    """`bind` remembering its answers: a batch binds the same few datetimes over and over
+    (each webhook's arrival time is in every row it writes)."""
+    seen: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        if type(value) is not datetime:
+            return bind(value)
+        done = seen.get(value)
+        if done is None:
+            done = seen[value] = bind(value)
+        return done
+
+    return process
+
+
 def _values(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], binders: Sequence[_Processor]
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    binders: Sequence[_Processor | None],
 ) -> list[tuple[Any, ...]]:
-    pairs = list(zip(columns, binders, strict=True))
+    pairs = [(c, None if b is None else _memo(b)) for c, b in zip(columns, binders, strict=True)]
     return [tuple(row[c] if b is None else b(row[c]) for c, b in pairs) for row in rows]
 
 
@@ -42,6 +95,36 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     marks = ", ".join(placeholder(conn) for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our names
     conn.exec_driver_sql(sql, _values(rows, columns, _binders(conn, table, columns)))
+
+
+def insert_returning_ids(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """INSERT every row into a table with an integer `id` key; the new ids, in the rows' order.
+
+    PostgreSQL hands out the ids from the column's sequence first (one round trip) and they are
+    sent with the rows. SQLite gives a table like ours (no AUTOINCREMENT) max(id) + 1 per row,
+    in insertion order, and no other connection can write between our first write and the
+    commit: the new rows are the table's last ones.
+    """
+    if not rows:
+        return []
+    if conn.dialect.name == "postgresql":
+        ids = [
+            int(i)
+            for i in conn.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                (table.name, len(rows)),
+            ).scalars()
+        ]
+        insert_rows(conn, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+        return ids
+    insert_rows(conn, table, rows)
+    newest = conn.exec_driver_sql(
+        f"SELECT id FROM {table.name} ORDER BY id DESC LIMIT ?",  # noqa: S608 - our names
+        (len(rows),),
+    ).scalars()
+    return sorted(int(i) for i in newest)
 
 
 def update_rows(
@@ -57,6 +140,30 @@ def update_rows(
     sql = f'UPDATE {table.name} SET {sets} WHERE "{key}" = {mark}'  # noqa: S608 - our names
     binders = _binders(conn, table, [*columns, key])
     values = _values(
-        [{**row, key: k} for row, k in zip(rows, keys, strict=True)], [*columns, key], binders
+        ({**row, key: k} for row, k in zip(rows, keys, strict=True)), [*columns, key], binders
     )
     conn.exec_driver_sql(sql, values)
+
+
+def select_in(
+    conn: Connection, table: Table, columns: Sequence[str], key: str, wanted: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """The `columns` of the rows whose `key` is one of `wanted`, each value read by its column's
+    type as Core would; up to 2,000 keys a statement."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    read = readers(conn, table, columns)
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(wanted), 2000):
+        chunk = tuple(wanted[start : start + 2000])
+        sql = f'SELECT {names} FROM {table.name} WHERE "{key}" IN ({marks(conn, len(chunk))})'  # noqa: S608
+        found.extend(processed(conn.exec_driver_sql(sql, chunk), read))
+    return found
+
+
+def processed(
+    rows: Iterable[Sequence[Any]], read: Sequence[_Processor | None]
+) -> list[tuple[Any, ...]]:
+    """Rows with each value passed through its column's reader (from `readers`)."""
+    if all(r is None for r in read):
+        return [tuple(row) for row in rows]
+    return [tuple(v if r is None else r(v) for v, r in zip(row, read, strict=True)) for row in rows]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, select
 
 from storage import bulk, schema
 
@@ -81,8 +81,7 @@ def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None
         }
         for t in told
     ]
-    result = conn.execute(insert(n).returning(n.c.id, sort_by_parameter_order=True), rows)
-    new_ids = [int(i) for i in result.scalars()]
+    new_ids = bulk.insert_returning_ids(conn, n, rows)
     bulk.insert_rows(
         conn,
         schema.deliveries,
@@ -102,59 +101,60 @@ def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None
     return [next(by_notice) if notice.destinations else None for notice in notices]
 
 
-def claim(
-    conn: Connection, now: datetime, lease: timedelta, limit: int, postgres: bool
-) -> list[Delivery]:
-    """Due deliveries, oldest first, leased to the caller until now + lease."""
-    d, n = schema.deliveries, schema.notifications
-    due = (
-        select(d.c.id)
-        .where(
-            d.c.status == "pending",
-            d.c.next_at <= now,
-            or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
-        )
-        .order_by(d.c.id)
-        .limit(limit)
+_NOTIFICATION = ("id", "subject_kind", "subject", "event", "severity", "body", "created_at")
+Leased = tuple[int, int, str, int]  # a claimed delivery: id, notification_id, destination, attempts
+
+
+def lease(
+    conn: Connection, now: datetime, term: timedelta, limit: int, postgres: bool
+) -> list[Leased]:
+    """Lease due deliveries, oldest first, to the caller until now + term (see `claimed`).
+
+    One UPDATE takes the lease and returns the rows; on PostgreSQL the due rows are locked with
+    SKIP LOCKED, so two replicas never take the same one. Plain SQL at the driver: a pass under
+    a storm claims thousands of rows, and this runs under the write lock.
+    """
+    d = schema.deliveries
+    mark = bulk.placeholder(conn)
+    at = bulk.bound(conn, d, "next_at", now)
+    until = bulk.bound(conn, d, "claimed_until", now + term)
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    sql = (
+        f"UPDATE deliveries SET claimed_until = {mark} WHERE id IN ("  # noqa: S608 - marks only
+        f"SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= {mark} "
+        f"AND (claimed_until IS NULL OR claimed_until < {mark}) ORDER BY id LIMIT {mark}{lock}) "
+        "RETURNING id, notification_id, destination, attempts"
     )
-    if postgres:
-        due = due.with_for_update(skip_locked=True)
-    ids = [int(i) for i in conn.execute(due).scalars()]
-    if not ids:
-        return []
-    conn.execute(update(d).where(d.c.id.in_(ids)).values(claimed_until=now + lease))
-    rows = conn.execute(
-        select(
-            d.c.id,
-            d.c.notification_id,
-            d.c.destination,
-            d.c.attempts,
-            n.c.subject_kind,
-            n.c.subject,
-            n.c.event,
-            n.c.severity,
-            n.c.body,
-            n.c.created_at,
+    rows = conn.exec_driver_sql(sql, (until, at, at, limit))
+    return sorted((int(i), int(n), str(dest), int(a)) for i, n, dest, a in rows)
+
+
+def claimed(conn: Connection, leased: Sequence[Leased]) -> list[Delivery]:
+    """The leased deliveries with what their notifications say (read after the lease is
+    committed: a notification never changes once written)."""
+    wanted = list({notification_id for _, notification_id, _, _ in leased})
+    notes = {
+        int(row[0]): row
+        for row in bulk.select_in(conn, schema.notifications, _NOTIFICATION, "id", wanted)
+    }
+    out: list[Delivery] = []
+    for delivery_id, notification_id, destination, attempts in leased:
+        _, kind, subject, event, severity, body, created = notes[notification_id]
+        out.append(
+            Delivery(
+                id=delivery_id,
+                notification_id=notification_id,
+                destination=destination,
+                attempts=attempts,
+                subject_kind=str(kind),
+                subject=str(subject),
+                event=str(event),
+                severity=str(severity),
+                body=dict(body or {}),
+                created_at=created,
+            )
         )
-        .join(n, n.c.id == d.c.notification_id)
-        .where(d.c.id.in_(ids))
-        .order_by(d.c.id)
-    )
-    return [
-        Delivery(
-            id=int(r.id),
-            notification_id=int(r.notification_id),
-            destination=r.destination,
-            attempts=int(r.attempts),
-            subject_kind=r.subject_kind,
-            subject=r.subject,
-            event=r.event,
-            severity=r.severity,
-            body=dict(r.body or {}),
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
+    return out
 
 
 def finish(
@@ -169,12 +169,20 @@ def finish(
 ) -> None:
     """Record how a claimed delivery went: sent, merged (into a digest), failed, or retry later."""
     d = schema.deliveries
-    values: dict[str, Any] = {"claimed_until": None, "attempts": d.c.attempts + 1}
+    mark = bulk.placeholder(conn)
     if retry_at is not None:
-        values.update(status="pending", next_at=retry_at, error=error)
+        sets = f"status = {mark}, next_at = {mark}, error = {mark}"
+        values: tuple[Any, ...] = ("pending", bulk.bound(conn, d, "next_at", retry_at), error)
     else:
-        values.update(status=status, sent_at=now, message_ref=ref, error=error)
-    conn.execute(update(d).where(d.c.id.in_(list(ids))).values(**values))
+        sets = f"status = {mark}, sent_at = {mark}, message_ref = {mark}, error = {mark}"
+        values = (status, bulk.bound(conn, d, "sent_at", now), ref, error)
+    for start in range(0, len(ids), 2000):
+        chunk = tuple(int(i) for i in ids[start : start + 2000])
+        conn.exec_driver_sql(
+            f"UPDATE deliveries SET claimed_until = NULL, attempts = attempts + 1, {sets} "  # noqa: S608
+            f"WHERE id IN ({bulk.marks(conn, len(chunk))})",
+            values + chunk,
+        )
 
 
 def message_ref(conn: Connection, subject_kind: str, subject: str, destination: str) -> str | None:

@@ -57,6 +57,7 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 _CHUNK = 2000
+_CLAIM_CHUNK = 500
 Routing = Callable[[str], Sequence[str]]  # severity → destinations
 
 
@@ -439,15 +440,10 @@ class Store:
 
     @staticmethod
     def _alert_states(conn: Connection, fingerprints: Sequence[str]) -> dict[str, str]:
-        a = schema.alerts
-        known: dict[str, str] = {}
-        for start in range(0, len(fingerprints), _CHUNK):
-            chunk = fingerprints[start : start + _CHUNK]
-            rows = conn.execute(
-                select(a.c.fingerprint, a.c.status).where(a.c.fingerprint.in_(chunk))
-            )
-            known.update((str(fingerprint), str(status)) for fingerprint, status in rows)
-        return known
+        rows = bulk.select_in(
+            conn, schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints
+        )
+        return {str(fingerprint): str(status) for fingerprint, status in rows}
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
         """Alerts, newest change first; active means firing."""
@@ -635,9 +631,19 @@ class Store:
     def claim_deliveries(
         self, now: datetime, lease: timedelta, limit: int = 100
     ) -> list[outbox.Delivery]:
-        """Due deliveries leased to the caller; another replica cannot claim them meanwhile."""
-        with self._write() as conn:
-            return outbox.claim(conn, now, lease, limit, self._dialect == "postgresql")
+        """Due deliveries leased to the caller; another replica cannot claim them meanwhile.
+        Leased in transactions of at most 500, and read after each commits, so a storm's backlog
+        does not hold the write lock (and the webhooks behind it) for long."""
+        out: list[outbox.Delivery] = []
+        while len(out) < limit:
+            want = min(_CLAIM_CHUNK, limit - len(out))
+            with self._write() as conn:
+                leased = outbox.lease(conn, now, lease, want, self._dialect == "postgresql")
+            with self._read() as conn:
+                out.extend(outbox.claimed(conn, leased))
+            if len(leased) < want:
+                break
+        return out
 
     def finish_deliveries(
         self,

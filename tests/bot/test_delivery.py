@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.delivery import DeliveryWorker, Routes
+from bot.delivery import DIGEST_GAP, DeliveryWorker, Routes
 from bot.metrics import Metrics
 from bot.notifiers import SlackNotifier, TelegramNotifier
 from bot.slack import SlackAdapter
@@ -200,6 +200,19 @@ async def test_500_alerts_at_once_are_at_most_3_messages_per_destination(rig: Ri
     digest = rig.tg.sent(CHAT)[-1].text
     assert "Tempestade de alertas" in digest and "500 disparando" in digest
     assert rig.store.outbox_counts().get("pending", 0) == 0
+
+
+async def test_a_growing_storm_edits_its_digest_at_most_once_a_second(rig: Rig) -> None:
+    rig.fire(*(f"g{i:03d}" for i in range(5)))
+    await rig.worker.run_once()
+    [digest] = rig.tg.sent(CHAT)
+    rig.sleeps.clear()
+    rig.fire(*(f"h{i:03d}" for i in range(5)))
+    await rig.worker.run_once()
+    # The platforms' pace is 0 in this rig: what waited is the digest's own gap.
+    assert rig.sleeps and all(0.9 < s <= DIGEST_GAP for s in rig.sleeps)
+    assert "10 disparando" in rig.tg.find(CHAT, digest.message_id).text
+    assert len(rig.tg.sent(CHAT)) == 1
 
 
 async def test_ack_edits_the_message_on_every_platform(rig: Rig) -> None:

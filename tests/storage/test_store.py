@@ -13,9 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, insert, update
 
-from storage import bulk, schema
+from storage import bulk, outbox, schema
 from storage.feed import FeedBatch, load_file, parse_json
 from storage.migrations import HEAD
+from storage.outbox import Notice
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from storage.store import StorageError, Store, open_store
 from tests.conftest import DATA
@@ -268,6 +269,20 @@ def test_outbox_claims_are_leased(store: Store) -> None:
     store.finish_deliveries([d.id for d in again], "sent", NOW, ref="m1")
     assert store.outbox_counts() == {"sent": 2}
     assert store.message_ref("reply", "b", "slack:C1") == "m1"
+
+
+def test_a_backlog_is_claimed_in_several_leases_oldest_first_each_once(store: Store) -> None:
+    notices = [
+        Notice("reply", f"r{i:04d}", "post", "info", ["console"], NOW, {"n": i})
+        for i in range(1_203)
+    ]
+    with store.engine.begin() as conn:
+        outbox.enqueue_many(conn, notices)
+    first = store.claim_deliveries(NOW, timedelta(minutes=2), limit=1_100)
+    assert [d.body["n"] for d in first] == list(range(1_100))
+    rest = store.claim_deliveries(NOW, timedelta(minutes=2), limit=1_100)
+    assert [d.subject for d in rest] == [f"r{i:04d}" for i in range(1_100, 1_203)]
+    assert store.claim_deliveries(NOW, timedelta(minutes=2)) == []
 
 
 def test_hourly_totals_match_the_minute_buckets(store: Store) -> None:
