@@ -25,6 +25,7 @@ from bot.metrics import Metrics
 from skills.core import Clock
 from storage.feed import FeedBatch, FeedError, parse_csv, parse_json
 from storage.records import AlertChange, AlertGroup, AlertIn
+from storage.schema import ALERTNAME_WIDTH, RECEIVER_WIDTH, SEVERITY_WIDTH
 from storage.store import Routing, StorageError, Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class _WebhookV4(BaseModel):
     version: Literal["4"]
     groupKey: str
     status: Literal["firing", "resolved"]
-    receiver: str
+    receiver: str = Field(max_length=RECEIVER_WIDTH)
     alerts: list[_AlertV4] = Field(max_length=50_000)
     externalURL: str = ""
 
@@ -68,6 +69,10 @@ def parse_alertmanager(body: bytes) -> AlertGroup:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         raise ValueError(f"{where}: {first['msg']}{more}") from None
+    for i, a in enumerate(payload.alerts):
+        for label, width in (("alertname", ALERTNAME_WIDTH), ("severity", SEVERITY_WIDTH)):
+            if len(a.labels.get(label, "")) > width:
+                raise ValueError(f"alerts.{i}.labels.{label}: longer than {width} characters")
     return AlertGroup(
         receiver=payload.receiver,
         status=payload.status,

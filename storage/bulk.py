@@ -8,11 +8,13 @@ same bind processor SQLAlchemy would use (JSON, UTC datetimes), so what is store
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy.exc import DBAPIError
 
 _Processor = Callable[[Any], Any]
 _Key = tuple[Dialect, Table, tuple[str, ...]]
@@ -35,6 +37,25 @@ def bound(conn: Connection, table: Table, column: str, value: Any) -> Any:
     """One value as Core would send it for `column`."""
     (bind,) = _binders(conn, table, (column,))
     return value if bind is None or value is None else bind(value)
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """PostgreSQL: the statements inside go out together and their answers come back together
+    (psycopg's pipeline mode), one round trip instead of one each; a no-op elsewhere."""
+    driver = conn.connection.driver_connection
+    pipeline = getattr(driver, "pipeline", None)
+    if conn.dialect.name != "postgresql" or pipeline is None:
+        yield
+        return
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with pipeline():
+            yield
+    except dbapi_error as error:
+        # A statement's error may surface only when the pipeline syncs, outside SQLAlchemy:
+        # raised as the DBAPIError SQLAlchemy would have raised (and the store handles).
+        raise DBAPIError.instance(None, None, error, dbapi_error) from error
 
 
 def placeholder(conn: Connection) -> str:
@@ -97,28 +118,41 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(sql, _values(rows, columns, _binders(conn, table, columns)))
 
 
+def reserve_ids(conn: Connection, table: Table, n: int) -> list[int] | None:
+    """PostgreSQL: `n` new ids from the sequence of the table's integer `id`, for rows about to
+    be inserted (one round trip, which can then be left out of a pipeline). None elsewhere:
+    SQLite numbers rows as they go in (see `insert_returning_ids`)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    if n == 0:
+        return []
+    rows = conn.exec_driver_sql(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        (table.name, n),
+    )
+    return [int(i) for i in rows.scalars()]
+
+
 def insert_returning_ids(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    ids: Sequence[int] | None = None,
 ) -> list[int]:
     """INSERT every row into a table with an integer `id` key; the new ids, in the rows' order.
 
-    PostgreSQL hands out the ids from the column's sequence first (one round trip) and they are
-    sent with the rows. SQLite gives a table like ours (no AUTOINCREMENT) max(id) + 1 per row,
-    in insertion order, and no other connection can write between our first write and the
+    With `ids` (from `reserve_ids`), the rows go in with those. Otherwise PostgreSQL reserves
+    them first, and SQLite gives a table like ours (no AUTOINCREMENT) max(id) + 1 per row, in
+    insertion order, while no other connection can write between our first write and the
     commit: the new rows are the table's last ones.
     """
     if not rows:
         return []
-    if conn.dialect.name == "postgresql":
-        ids = [
-            int(i)
-            for i in conn.exec_driver_sql(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                (table.name, len(rows)),
-            ).scalars()
-        ]
+    if ids is None:
+        ids = reserve_ids(conn, table, len(rows))
+    if ids is not None:
         insert_rows(conn, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-        return ids
+        return list(ids)
     insert_rows(conn, table, rows)
     newest = conn.exec_driver_sql(
         f"SELECT id FROM {table.name} ORDER BY id DESC LIMIT ?",  # noqa: S608 - our names

@@ -63,9 +63,17 @@ def enqueue(
     return enqueue_many(conn, [notice])[0]
 
 
-def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None]:
+def told(notices: Sequence[Notice]) -> int:
+    """How many of the notices have someone to tell (the notifications `enqueue_many` writes)."""
+    return sum(1 for notice in notices if notice.destinations)
+
+
+def enqueue_many(
+    conn: Connection, notices: Sequence[Notice], ids: Sequence[int] | None = None
+) -> list[int | None]:
     """Several notifications in two statements (one per table), ids in the notices' order;
-    None for a notice nobody is to be told (nothing written for it)."""
+    None for a notice nobody is to be told (nothing written for it). `ids`: reserved with
+    `bulk.reserve_ids` for the `told(notices)` notifications."""
     told = [notice for notice in notices if notice.destinations]
     if not told:
         return [None] * len(notices)
@@ -81,7 +89,7 @@ def enqueue_many(conn: Connection, notices: Sequence[Notice]) -> list[int | None
         }
         for t in told
     ]
-    new_ids = bulk.insert_returning_ids(conn, n, rows)
+    new_ids = bulk.insert_returning_ids(conn, n, rows, ids)
     bulk.insert_rows(
         conn,
         schema.deliveries,

@@ -80,19 +80,23 @@ events = Table(
     Index("ix_events_minute", "minute"),
 )
 
+# Widths of what a webhook names (the intake refuses longer values with a 422 naming them;
+# PostgreSQL would refuse them at write time, SQLite would not).
+ALERTNAME_WIDTH, SEVERITY_WIDTH, RECEIVER_WIDTH = 256, 32, 256
+
 alerts = Table(
     "alerts",
     metadata,
     Column("fingerprint", String(64), primary_key=True),
-    Column("alertname", String(256), nullable=False),
+    Column("alertname", String(ALERTNAME_WIDTH), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("severity", String(32), nullable=False),
+    Column("severity", String(SEVERITY_WIDTH), nullable=False),
     Column("labels", JSON, nullable=False),
     Column("annotations", JSON, nullable=False),
     Column("starts_at", UTCDateTime, nullable=True),
     Column("ends_at", UTCDateTime, nullable=True),
     Column("generator_url", Text, nullable=False),
-    Column("receiver", String(256), nullable=False),
+    Column("receiver", String(RECEIVER_WIDTH), nullable=False),
     Column("group_key", Text, nullable=False),
     Column("first_received", UTCDateTime, nullable=False),
     Column("last_received", UTCDateTime, nullable=False),

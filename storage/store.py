@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from storage import bulk, outbox, schema
@@ -856,6 +857,12 @@ class _AlertPlan:
         row.update(values)
 
     def write(self, conn: Connection) -> None:
+        """Every row in one round trip on PostgreSQL (after one to number the notifications)."""
+        ids = bulk.reserve_ids(conn, schema.notifications, outbox.told(self.notices))
+        with bulk.pipelined(conn):
+            self._write(conn, ids)
+
+    def _write(self, conn: Connection, ids: list[int] | None) -> None:
         a = schema.alerts
         bulk.insert_rows(conn, a, list(self.inserts.values()))
         # executemany needs one shape of row per statement: group the updates by their columns.
@@ -867,7 +874,7 @@ class _AlertPlan:
             bulk.update_rows(conn, a, "fingerprint", keys, rows)
         bulk.insert_rows(conn, schema.alert_history, self.history)
         if self.notices:
-            outbox.enqueue_many(conn, self.notices)
+            outbox.enqueue_many(conn, self.notices, ids)
 
 
 def _alert(row: RowMapping) -> AlertRecord:
@@ -931,6 +938,38 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+IDLE_PING = 1.0  # seconds a pooled connection may rest before it is pinged at checkout
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection at checkout only when it has rested IDLE_PING seconds or more.
+
+    `pool_pre_ping` pings at every checkout: a round trip per transaction, about 0.3 ms of CPU on
+    each side here, 10-15% of a webhook under load. A connection used within the last second is
+    all but surely alive; if it is not (the server restarted in that second), the statement
+    fails, SQLAlchemy sees the disconnect and empties the pool, and the caller gets a
+    StorageError once (a group of webhooks is then retried one by one, on a new connection).
+    """
+
+    def rested(_dbapi: Any, record: Any, *_: Any) -> None:
+        record.info["rested_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("rested_since")
+        if since is not None and time.monotonic() - since < IDLE_PING:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise DisconnectionError(str(error)) from error
+        if not alive:
+            raise DisconnectionError("the connection did not answer a ping")
+
+    event.listen(engine, "connect", rested)
+    event.listen(engine, "checkin", rested)
+    event.listen(engine, "checkout", checkout)
+
+
 def open_store(url: str, *, migrate_schema: bool = True) -> Store:
     """Open (and by default migrate) the database at a SQLAlchemy URL."""
     try:
@@ -944,7 +983,8 @@ def open_store(url: str, *, migrate_schema: bool = True) -> Store:
             if not memory:
                 event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            engine = create_engine(url, pool_size=10, max_overflow=10)
+            _ping_when_idle(engine)
     except (ArgumentError, ImportError, SQLAlchemyError) as error:
         raise StorageError(f"cannot use database URL: {error}") from None
     if migrate_schema:

@@ -82,6 +82,12 @@ async def test_bad_or_missing_token_is_401_and_stores_nothing(
         (lambda p: p["alerts"][0].update(status="burning"), "alerts.0.status"),
         (lambda p: p["alerts"][0].update(startsAt="yesterday"), "alerts.0.startsAt"),
         (lambda p: p["alerts"][0]["labels"].update(team=7), "alerts.0.labels.team"),
+        (lambda p: p["alerts"][0]["labels"].update(severity="s" * 33), "alerts.0.labels.severity"),
+        (
+            lambda p: p["alerts"][0]["labels"].update(alertname="A" * 257),
+            "alerts.0.labels.alertname",
+        ),
+        (lambda p: p.update(receiver="r" * 257), "receiver"),
     ],
 )
 async def test_malformed_webhook_is_422_naming_the_field(

@@ -12,14 +12,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, insert, update
+from sqlalchemy.engine import make_url
 
 from storage import bulk, outbox, schema
+from storage import store as store_module
 from storage.feed import FeedBatch, load_file, parse_json
 from storage.migrations import HEAD
 from storage.outbox import Notice
-from storage.records import AlertGroup, AlertIn, AnomalyRecord
+from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
 from storage.store import StorageError, Store, open_store
 from tests.conftest import DATA
+from tests.realservers import connect
 
 SP = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 7, 14, 15, 0, tzinfo=UTC)
@@ -341,6 +344,41 @@ def test_webhooks_in_one_transaction_store_what_one_at_a_time_would(
     reference.close()
 
 
+_REFUSE_BOOM = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON alert_history WHEN NEW.fingerprint = 'boom' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.fingerprint = 'boom' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON alert_history "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+    ],
+}
+
+
+def test_a_webhook_group_the_database_refuses_midway_leaves_nothing_behind(store: Store) -> None:
+    """A statement refused in the middle of a group's writes (on PostgreSQL they go out as one
+    pipeline, whose errors surface only at its end) is a StorageError, and the whole group is
+    rolled back: no alert, history or notification of it stays."""
+    with store.engine.begin() as conn:
+        for ddl in _REFUSE_BOOM[store.dialect]:
+            conn.exec_driver_sql(ddl)
+    fine, boom = (
+        AlertIn(f, "firing", {"alertname": f, "severity": "critical"}, {}, NOW, None)
+        for f in ("fine", "boom")
+    )
+    with pytest.raises(StorageError):
+        store.apply_alert_groups([(_group(fine), NOW), (_group(boom), NOW)], _route)
+    assert store.alerts(active_only=False) == []
+    assert store.outbox_counts() == {}
+    assert store.apply_alert_group(_group(fine), NOW, _route) == [
+        AlertChange("fine", None, "firing")
+    ]
+    assert store.outbox_counts() == {"pending": 2}
+
+
 def test_events_sent_twice_at_once_are_counted_once(store: Store) -> None:
     """Overlapping pages of events from several writers at the same time (replicas, retries)."""
 
@@ -412,3 +450,41 @@ def test_bulk_writes_store_exactly_what_sqlalchemy_core_stores(store: Store) -> 
     core = store.alert("core")
     assert core is not None
     assert store.alert("bulk") == dataclasses.replace(core, fingerprint="bulk")
+
+
+def _drop_connections(url: str) -> None:
+    """What a PostgreSQL restart does to a pool: every server connection of the database ends."""
+    base = make_url(url)
+    name = base.database
+    with connect(base.set(database="postgres"), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
+def test_a_rested_connection_is_pinged_and_a_restart_goes_unnoticed(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(fresh_postgres_url)
+    store.set_state("k", "before", NOW)
+    _drop_connections(fresh_postgres_url)
+    monkeypatch.setattr(store_module, "IDLE_PING", 0.0)  # every pooled connection has rested
+    store.set_state("k", "after", NOW)
+    assert store.get_state("k") == "after"
+    store.close()
+
+
+def test_a_connection_dropped_within_the_second_fails_once_then_the_pool_heals(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(fresh_postgres_url)
+    store.set_state("k", "before", NOW)
+    _drop_connections(fresh_postgres_url)
+    monkeypatch.setattr(store_module, "IDLE_PING", 3600.0)  # not pinged: used a moment ago
+    with pytest.raises(StorageError):
+        store.set_state("k", "after", NOW)
+    store.set_state("k", "after", NOW)
+    assert store.get_state("k") == "after"
+    store.close()
