@@ -464,27 +464,23 @@ def _drop_connections(url: str) -> None:
         )
 
 
-def test_a_rested_connection_is_pinged_and_a_restart_goes_unnoticed(
-    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("idle_ping", "fails_once"),
+    [
+        (0.0, False),  # every pooled connection has rested: pinged, and replaced unnoticed
+        (3600.0, True),  # used a moment ago: not pinged, so one write fails and the pool heals
+    ],
+)
+def test_connections_dropped_by_a_server_restart(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch, idle_ping: float, fails_once: bool
 ) -> None:
     store = open_store(fresh_postgres_url)
     store.set_state("k", "before", NOW)
     _drop_connections(fresh_postgres_url)
-    monkeypatch.setattr(store_module, "IDLE_PING", 0.0)  # every pooled connection has rested
-    store.set_state("k", "after", NOW)
-    assert store.get_state("k") == "after"
-    store.close()
-
-
-def test_a_connection_dropped_within_the_second_fails_once_then_the_pool_heals(
-    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = open_store(fresh_postgres_url)
-    store.set_state("k", "before", NOW)
-    _drop_connections(fresh_postgres_url)
-    monkeypatch.setattr(store_module, "IDLE_PING", 3600.0)  # not pinged: used a moment ago
-    with pytest.raises(StorageError):
-        store.set_state("k", "after", NOW)
+    monkeypatch.setattr(store_module, "IDLE_PING", idle_ping)
+    if fails_once:
+        with pytest.raises(StorageError):
+            store.set_state("k", "after", NOW)
     store.set_state("k", "after", NOW)
     assert store.get_state("k") == "after"
     store.close()
