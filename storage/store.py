@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ from storage.records import (
 log = logging.getLogger(__name__)
 
 _CHUNK = 2000
+_VALUES_ROWS = 250  # rows of one multi-row upsert: 750 parameters, under every limit
 _CLAIM_CHUNK = 500
 Routing = Callable[[str], Sequence[str]]  # severity → destinations
 
@@ -189,18 +191,29 @@ class Store:
         rows: list[tuple[int, str, int]],
         progress: Callable[[int], object] | None,
     ) -> None:
-        """(minute, key, count) rows set their bucket. Sent as one driver-level executemany:
-        the same statement SQLAlchemy Core would build, without building it per row (2x)."""
+        """(minute, key, count) rows set their bucket, 250 rows a statement: one multi-row
+        `INSERT … VALUES (…), (…) ON CONFLICT … DO UPDATE` is parsed and run once where an
+        executemany binds and steps it once a row (on SQLite 1.7-2x the rows a second, in one
+        transaction as before). A batch names each bucket once, as one statement must."""
         minute, key, count = (c.name for c in table.columns)
         mark = bulk.placeholder(conn)
-        sql = (
-            f'INSERT INTO {table.name} ({minute}, {key}, "{count}") '  # noqa: S608 - our names
-            f"VALUES ({mark}, {mark}, {mark}) ON CONFLICT ({minute}, {key}) "
-            f'DO UPDATE SET "{count}" = excluded."{count}"'
-        )
+        statements: dict[int, str] = {}
+
+        def upsert(n: int) -> str:
+            if n not in statements:
+                values = ", ".join([f"({mark}, {mark}, {mark})"] * n)
+                statements[n] = (
+                    f'INSERT INTO {table.name} ({minute}, {key}, "{count}") '  # noqa: S608
+                    f"VALUES {values} ON CONFLICT ({minute}, {key}) "
+                    f'DO UPDATE SET "{count}" = excluded."{count}"'
+                )
+            return statements[n]
+
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            conn.exec_driver_sql(sql, chunk)
+            for at in range(0, len(chunk), _VALUES_ROWS):
+                part = chunk[at : at + _VALUES_ROWS]
+                conn.exec_driver_sql(upsert(len(part)), tuple(chain.from_iterable(part)))
             if progress is not None:
                 progress(len(chunk))
 
