@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.types import TypeEngine
 
 _Processor = Callable[[Any], Any]
 _Key = tuple[Dialect, Table, tuple[str, ...]]
@@ -22,15 +23,24 @@ _BINDERS: dict[_Key, list[_Processor | None]] = {}
 _READERS: dict[_Key, list[_Processor | None]] = {}
 
 
-def _binders(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Processor | None]:
-    """Each column's bind processor (None: the value goes as it is), worked out once."""
+def _processors(
+    cache: dict[_Key, list[_Processor | None]],
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    make: Callable[[TypeEngine[Any], Dialect], _Processor | None],
+) -> list[_Processor | None]:
     dialect = conn.dialect
     key = (dialect, table, tuple(columns))
-    found = _BINDERS.get(key)
+    found = cache.get(key)
     if found is None:
-        found = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-        _BINDERS[key] = found
+        found = cache[key] = [make(table.c[c].type.dialect_impl(dialect), dialect) for c in columns]
     return found
+
+
+def _binders(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Processor | None]:
+    """Each column's bind processor (None: the value goes as it is), worked out once."""
+    return _processors(_BINDERS, conn, table, columns, lambda t, d: t.bind_processor(d))
 
 
 def bound(conn: Connection, table: Table, column: str, value: Any) -> Any:
@@ -66,15 +76,7 @@ def placeholder(conn: Connection) -> str:
 def readers(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Processor | None]:
     """Each column's result processor (None: the driver's value is already right), as Core
     would apply to a row it reads; worked out once."""
-    dialect = conn.dialect
-    key = (dialect, table, tuple(columns))
-    found = _READERS.get(key)
-    if found is None:
-        found = [
-            table.c[c].type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-        ]
-        _READERS[key] = found
-    return found
+    return _processors(_READERS, conn, table, columns, lambda t, d: t.result_processor(d, None))
 
 
 def marks(conn: Connection, n: int) -> str:
@@ -180,12 +182,18 @@ def update_rows(
 
 
 def select_in(
-    conn: Connection, table: Table, columns: Sequence[str], key: str, wanted: Sequence[Any]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    key: str,
+    wanted: Sequence[Any],
+    *,
+    raw: bool = False,
 ) -> list[tuple[Any, ...]]:
     """The `columns` of the rows whose `key` is one of `wanted`, each value read by its column's
-    type as Core would; up to 2,000 keys a statement."""
+    type as Core would (`raw`: as the driver gives it); up to 2,000 keys a statement."""
     names = ", ".join(f'"{c}"' for c in columns)
-    read = readers(conn, table, columns)
+    read = [None] * len(columns) if raw else readers(conn, table, columns)
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(wanted), 2000):
         chunk = tuple(wanted[start : start + 2000])

@@ -327,7 +327,7 @@ def _outcome(store: Store) -> tuple[object, ...]:
     return (
         sorted(store.alerts(active_only=False), key=lambda a: a.fingerprint),
         store.alert_counts_since(NOW - timedelta(hours=1)),
-        [(d.subject, d.event, d.destination, d.created_at) for d in deliveries],
+        [(d.subject, d.event, d.destination, d.body) for d in deliveries],
     )
 
 
