@@ -106,6 +106,15 @@ async def test_not_json_is_422(client: httpx.AsyncClient) -> None:
     assert answer.status_code == 422
 
 
+@pytest.mark.parametrize("route", ["/webhooks/alertmanager", "/transactions"])
+async def test_json_nested_too_deeply_is_422_on_every_route(
+    client: httpx.AsyncClient, route: str
+) -> None:
+    answer = await client.post(route, content=b"[" * 10_000, headers=AUTH)
+    assert answer.status_code == 422
+    assert "nested too deeply" in answer.json()["detail"] or "recursion" in answer.json()["detail"]
+
+
 async def test_body_over_the_limit_is_413(client: httpx.AsyncClient, secured: Core) -> None:
     big = webhook(*(alert(fingerprint=f"{i:016x}") for i in range(400)))
     answer = await client.post("/webhooks/alertmanager", content=body(big), headers=AUTH)

@@ -21,6 +21,7 @@ from storage.feed import (
     _csv_batch,
     _json_batch,
     _json_items,
+    _loads,
     _parse_csv_by_row,
     _parse_json_by_row,
     _TimeParser,
@@ -412,3 +413,38 @@ def test_rows_csv_or_the_clock_cannot_take_are_named_errors(
     """Once 500s: now a FeedError (a 422 on /transactions) naming the row, nothing stored."""
     with pytest.raises(FeedError, match=re.escape(reason)):
         fmt.parse(text, default_date=DAY, tz=SP)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)  # past 64 bits: orjson's refusal
+    | st.floats(allow_nan=True, allow_infinity=True)  # NaN and Infinity: json's extension
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _outcome(load: Callable[[str], object], text: str) -> tuple[str, object]:
+    try:
+        return "ok", load(text)
+    except json.JSONDecodeError as error:
+        return "error", (error.msg, error.lineno)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=_JSON_VALUES.map(json.dumps)
+    | st.text(alphabet='[]{}",:0123456789.eE+-tfnrualsNIy \\u\n', max_size=30)
+    | st.just('["\\ud800"]')  # a lone surrogate: orjson refuses, json takes
+)
+def test_the_fast_json_loader_accepts_reads_and_refuses_exactly_as_json(text: str) -> None:
+    fast, slow = _outcome(_loads, text), _outcome(json.loads, text)
+    # NaN != NaN: compare the texts json writes back.
+    assert json.dumps(fast) == json.dumps(slow)
+
+
+def test_json_nested_too_deeply_is_a_feed_error_not_a_crash() -> None:
+    with pytest.raises(FeedError, match="nested too deeply"):
+        parse_json("[" * 100_000, default_date=DAY, tz=UTC)
