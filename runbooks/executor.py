@@ -338,8 +338,11 @@ class Executor:
                 output=tuple(tail),
             )
 
+        # Every process the step starts inherits this mark, even one that leaves the step's
+        # process group (setsid, a double fork): what carries it is killed when the step ends.
+        mark = f"{active.info.run_id}-{index}-{secrets.token_hex(8)}"
         try:
-            process = await self._spawner(argv, env, cwd)
+            process = await self._spawner(argv, {**env, STEP_MARK: mark}, cwd)
         except OSError as exc:
             tail.append(redactor.mask(f"cannot start {argv[0]}: {exc.strerror or exc}"))
             logger.warning(
@@ -373,8 +376,17 @@ class Executor:
             raise
         finally:
             active.process = None
-            # Whatever the step left behind in its group goes with it.
+            # Whatever the step left behind in its group goes with it, and so does what
+            # left the group.
             _signal_group(process.pid, signal.SIGKILL)
+            strays = kill_marked(f"{STEP_MARK}={mark}")
+            if strays:
+                logger.warning(
+                    "runbook %s step %d left %d process(es) outside its group; killed",
+                    active.info.runbook,
+                    index,
+                    strays,
+                )
         exit_code = process.returncode
         if active.cancelled_by is not None:
             return result("cancelled", exit_code)
@@ -482,6 +494,39 @@ def _read_holder(fd: int, now: datetime) -> tuple[str, datetime]:
         return str(data["actor"]), datetime.fromisoformat(data["started_at"])
     except (OSError, ValueError, KeyError, TypeError):
         return "another process", now
+
+
+STEP_MARK = "NIGHTSHIFT_STEP"  # in every step's environment: which step a process belongs to
+
+
+def kill_marked(entry: str, proc: Path = Path("/proc")) -> int:
+    """SIGKILL every process whose environment holds `entry` (NAME=value); how many. The same
+    way CI servers find what a build left running: a process that leaves its process group
+    still inherits its parent's environment. Repeated until none is left (one may fork while
+    we look); nothing on a system without /proc."""
+    wanted, me = entry.encode(), os.getpid()
+    killed: set[int] = set()
+    for _ in range(10):
+        try:
+            pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
+        except OSError:
+            break
+        found = 0
+        for pid in pids:
+            if pid == me or pid in killed:
+                continue
+            try:
+                environ = (proc / str(pid) / "environ").read_bytes()
+            except OSError:  # gone, or not ours to read
+                continue
+            if wanted in environ.split(b"\0"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+                    found += 1
+        if not found:
+            break
+    return len(killed)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

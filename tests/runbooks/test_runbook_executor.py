@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,7 +15,7 @@ import pytest
 
 from runbooks.catalog import load_runbook
 from runbooks.errors import RunbookBusy, RunbookFailed, RunbookTimeout
-from runbooks.executor import Executor, RunEvent
+from runbooks.executor import STEP_MARK, Executor, RunEvent
 from runbooks.redaction import Redactor
 
 from .conftest import START, RecordingSpawner, SettableClock
@@ -77,6 +79,69 @@ async def test_hanging_step_is_killed_at_its_timeout_with_its_whole_group(
     assert not alive(child)
     with pytest.raises(RunbookTimeout, match="step 1"):
         result.raise_for_status()
+
+
+ESCAPE = """\
+name: escape
+steps:
+  - name: leaves a process in a session of its own
+    run:
+      - python3
+      - -c
+      - |
+        import subprocess, sys
+        stray = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
+        print(stray.pid, flush=True)
+    timeout: 10
+"""
+
+
+@pytest.mark.parametrize("ending", ["exits", "times out"])
+async def test_a_process_that_left_the_step_group_goes_when_the_step_ends(
+    write_runbook: WriteRunbook, clock: SettableClock, spawner: RecordingSpawner, ending: str
+) -> None:
+    text = (
+        ESCAPE
+        if ending == "exits"
+        else ESCAPE.replace(
+            "print(stray.pid, flush=True)",
+            "print(stray.pid, flush=True); import time; time.sleep(60)",
+        ).replace("timeout: 10", "timeout: 1")
+    )
+    plan = load_runbook(write_runbook("escape.yaml", text)).plan({})
+
+    result = await executor(clock, spawner).run(plan, "console:root")
+
+    assert result.status == ("ok" if ending == "exits" else "timeout")
+    stray = int(result.steps[0].output[0])
+    for _ in range(40):  # SIGKILL went out before run() returned; the kernel tears down after
+        if not alive(stray):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(stray)
+
+
+async def test_processes_of_another_step_are_left_alone(
+    write_runbook: WriteRunbook, clock: SettableClock, spawner: RecordingSpawner
+) -> None:
+    other = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import time; time.sleep(60)",
+        env={**os.environ, STEP_MARK: "another-run-0-0123456789abcdef"},
+        start_new_session=True,
+    )
+    try:
+        plan = load_runbook(write_runbook("escape.yaml", ESCAPE)).plan({})
+        result = await executor(clock, spawner).run(plan, "console:root")
+        assert result.status == "ok"
+        assert not alive(int(result.steps[0].output[0]))
+        assert alive(other.pid)
+    finally:
+        other.kill()
+        await other.wait()
 
 
 async def test_leader_ignoring_sigterm_is_killed_too(
@@ -178,10 +243,18 @@ async def test_clean_environment_and_masked_secrets(
         "KEEP": "kept",
         "SLACK_BOT_TOKEN": "not-shaped-like-slack-but-secret",
         "FIXED": "fixed value",
+        STEP_MARK: passed[STEP_MARK],
     }
     assert passed["PATH"].split(":")[-1] == "/bin"
+    assert passed[STEP_MARK].startswith(f"{result.run_id}-0-")
     # Python itself adds LC_CTYPE when it finds no locale (PEP 538); nothing else leaks in.
-    assert set(json.loads(out[0])) - {"LC_CTYPE"} == {"FIXED", "KEEP", "PATH", "SLACK_BOT_TOKEN"}
+    assert set(json.loads(out[0])) - {"LC_CTYPE"} == {
+        "FIXED",
+        "KEEP",
+        "PATH",
+        "SLACK_BOT_TOKEN",
+        STEP_MARK,
+    }
     assert out[1] == "slack ***"
     assert out[2] == "password=*** and Bearer ***"
     assert out[3] == "db postgresql://nightshift:***@db:5432/x"
