@@ -653,8 +653,9 @@ class Store:
             want = min(_CLAIM_CHUNK, limit - len(out))
             with self._write() as conn:
                 leased = outbox.lease(conn, now, lease, want, self._dialect == "postgresql")
-            with self._read() as conn:
-                out.extend(outbox.claimed(conn, leased))
+            if leased:  # nothing due (most polls): no read
+                with self._read() as conn:
+                    out.extend(outbox.claimed(conn, leased))
             if len(leased) < want:
                 break
         return out
