@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table
+import orjson
+from sqlalchemy import JSON, Connection, Dialect, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
@@ -51,21 +53,64 @@ def bound(conn: Connection, table: Table, column: str, value: Any) -> Any:
 
 @contextmanager
 def pipelined(conn: Connection) -> Iterator[None]:
-    """PostgreSQL: the statements inside go out together and their answers come back together
-    (psycopg's pipeline mode), one round trip instead of one each; a no-op elsewhere."""
-    driver = conn.connection.driver_connection
-    pipeline = getattr(driver, "pipeline", None)
-    if conn.dialect.name != "postgresql" or pipeline is None:
+    """PostgreSQL: the transaction inside is one psycopg pipeline, a no-op elsewhere.
+
+    Statements are sent as they are made and their answers read together when the pipeline
+    closes with a Sync; a query's rows (`fetch`) are read at once, along with everything sent
+    before them. Everything up to the Sync is one implicit transaction, by the protocol: it
+    commits at the Sync, or if any statement fails nothing of it is kept. psycopg would send
+    its own BEGIN and wait for it (one more round trip) and then COMMIT (another): the driver
+    connection is in autocommit for the block, so the whole transaction takes a round trip
+    per read, plus one. Use it around the whole of a `Connection.begin()` block's work, with
+    no Core statement that returns rows inside (use `fetch`).
+    """
+    driver = _psycopg(conn)
+    if driver is None:
         yield
         return
     dbapi_error = conn.dialect.loaded_dbapi.Error
+    driver.autocommit = True
     try:
-        with pipeline():
+        with driver.pipeline():
             yield
     except dbapi_error as error:
-        # A statement's error may surface only when the pipeline syncs, outside SQLAlchemy:
-        # raised as the DBAPIError SQLAlchemy would have raised (and the store handles).
+        # A statement's error surfaces when the pipeline syncs, outside SQLAlchemy: raised as
+        # the DBAPIError SQLAlchemy would have raised (and the store handles).
         raise DBAPIError.instance(None, None, error, dbapi_error) from error
+    finally:
+        driver.autocommit = False  # never back to the pool committing statement by statement
+
+
+def _psycopg(conn: Connection) -> Any:
+    """The psycopg connection under `conn`, or None on another driver."""
+    driver = conn.connection.driver_connection
+    return driver if getattr(driver, "pgconn", None) is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query in plain SQL, with the driver's parameter marks, and its parameters."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+def fetch(conn: Connection, *queries: Query) -> list[list[tuple[Any, ...]]]:
+    """Each query's rows, as the driver gives them. Inside `pipelined` the queries go through
+    the driver's own cursors (SQLAlchemy's result needs a row description the pipeline has not
+    read yet) and are all sent before any is read: one round trip for all of them, and for
+    whatever was sent before."""
+    driver = _psycopg(conn)
+    if driver is None or not driver.pgconn.pipeline_status:
+        return [[tuple(row) for row in conn.exec_driver_sql(q.sql, q.params)] for q in queries]
+    cursors = [driver.cursor() for _ in queries]
+    try:
+        for cursor, query in zip(cursors, queries, strict=True):
+            cursor.execute(query.sql, query.params)
+        return [list(cursor.fetchall()) for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 def placeholder(conn: Connection) -> str:
@@ -109,30 +154,62 @@ def _values(
     return [tuple(row[c] if b is None else b(row[c]) for c, b in pairs) for row in rows]
 
 
+def _as_json(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> str:
+    """PostgreSQL: the rows as one JSON array of objects, each value as Core would bind it
+    (a JSON column's value as itself)."""
+    binders = [
+        None if isinstance(table.c[c].type, JSON) else b
+        for c, b in zip(columns, _binders(conn, table, columns), strict=True)
+    ]
+    values = _values(rows, columns, binders)
+    return orjson.dumps([dict(zip(columns, v, strict=True)) for v in values]).decode()
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT every row (all rows have the first row's keys)."""
     if not rows:
         return
     columns = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = (
+            f"INSERT INTO {table.name} ({names}) SELECT {names} "  # noqa: S608 - our names
+            f"FROM json_populate_recordset(NULL::{table.name}, %s::json)"
+        )
+        conn.exec_driver_sql(sql, (_as_json(conn, table, columns, rows),))
+        return
     names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join(placeholder(conn) for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our names
     conn.exec_driver_sql(sql, _values(rows, columns, _binders(conn, table, columns)))
 
 
-def reserve_ids(conn: Connection, table: Table, n: int) -> list[int] | None:
-    """PostgreSQL: `n` new ids from the sequence of the table's integer `id`, for rows about to
-    be inserted (one round trip, which can then be left out of a pipeline). None elsewhere:
-    SQLite numbers rows as they go in (see `insert_returning_ids`)."""
+def reserve_query(conn: Connection, table: Table, n: int) -> Query | None:
+    """PostgreSQL: the query that takes `n` new ids from the sequence of the table's integer
+    `id`, for rows about to be inserted (so that the inserts need not return them, and can go
+    in a pipeline unread). None elsewhere: SQLite numbers rows as they go in (see
+    `insert_returning_ids`)."""
     if conn.dialect.name != "postgresql":
         return None
-    if n == 0:
-        return []
-    rows = conn.exec_driver_sql(
+    return Query(
         "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
         (table.name, n),
     )
-    return [int(i) for i in rows.scalars()]
+
+
+def reserve_ids(conn: Connection, table: Table, n: int) -> list[int] | None:
+    """`n` ids from `reserve_query` (one round trip), or None."""
+    query = reserve_query(conn, table, n)
+    if query is None:
+        return None
+    return taken(fetch(conn, query)[0]) if n else []
+
+
+def taken(rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The ids of a `reserve_query`'s rows."""
+    return [int(i) for (i,) in rows]
 
 
 def insert_returning_ids(
@@ -171,6 +248,16 @@ def update_rows(
     if not rows:
         return
     columns = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
+        sql = (
+            f"UPDATE {table.name} AS t SET {sets} "  # noqa: S608 - our names
+            f"FROM json_populate_recordset(NULL::{table.name}, %s::json) AS v "
+            f'WHERE t."{key}" = v."{key}"'
+        )
+        listed = ({**row, key: k} for row, k in zip(rows, keys, strict=True))
+        conn.exec_driver_sql(sql, (_as_json(conn, table, [*columns, key], listed),))
+        return
     mark = placeholder(conn)
     sets = ", ".join(f'"{c}" = {mark}' for c in columns)
     sql = f'UPDATE {table.name} SET {sets} WHERE "{key}" = {mark}'  # noqa: S608 - our names
@@ -179,6 +266,20 @@ def update_rows(
         ({**row, key: k} for row, k in zip(rows, keys, strict=True)), [*columns, key], binders
     )
     conn.exec_driver_sql(sql, values)
+
+
+def select_in_queries(
+    conn: Connection, table: Table, columns: Sequence[str], key: str, wanted: Sequence[Any]
+) -> list[Query]:
+    """The queries for the `columns` of the rows whose `key` is one of `wanted`, up to 2,000
+    keys each (for `fetch`)."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    queries = []
+    for start in range(0, len(wanted), 2000):
+        chunk = tuple(wanted[start : start + 2000])
+        sql = f'SELECT {names} FROM {table.name} WHERE "{key}" IN ({marks(conn, len(chunk))})'  # noqa: S608
+        queries.append(Query(sql, chunk))
+    return queries
 
 
 def select_in(
@@ -191,15 +292,10 @@ def select_in(
     raw: bool = False,
 ) -> list[tuple[Any, ...]]:
     """The `columns` of the rows whose `key` is one of `wanted`, each value read by its column's
-    type as Core would (`raw`: as the driver gives it); up to 2,000 keys a statement."""
-    names = ", ".join(f'"{c}"' for c in columns)
+    type as Core would (`raw`: as the driver gives it)."""
     read = [None] * len(columns) if raw else readers(conn, table, columns)
-    found: list[tuple[Any, ...]] = []
-    for start in range(0, len(wanted), 2000):
-        chunk = tuple(wanted[start : start + 2000])
-        sql = f'SELECT {names} FROM {table.name} WHERE "{key}" IN ({marks(conn, len(chunk))})'  # noqa: S608
-        found.extend(processed(conn.exec_driver_sql(sql, chunk), read))
-    return found
+    found = fetch(conn, *select_in_queries(conn, table, columns, key, wanted))
+    return [row for rows in found for row in processed(rows, read)]
 
 
 def processed(

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
@@ -94,14 +94,16 @@ class Store:
         self._engine.dispose()
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, pipelined: bool = False) -> Iterator[Connection]:
+        """A write transaction. `pipelined`: on PostgreSQL the whole transaction is one psycopg
+        pipeline (see `bulk.pipelined`): a round trip per read, and one for all the writes."""
         try:
-            if self._write_lock is None:
-                with self._engine.begin() as conn:
-                    yield conn
-            else:
-                with self._write_lock, self._engine.begin() as conn:
-                    yield conn
+            with (
+                self._write_lock or nullcontext(),
+                self._engine.begin() as conn,
+                bulk.pipelined(conn) if pipelined else nullcontext(),
+            ):
+                yield conn
         except SQLAlchemyError as error:
             log.warning("store write failed: %s", type(error).__name__)
             raise StorageError(f"the store could not save ({type(error).__name__})") from error
@@ -446,18 +448,22 @@ class Store:
         the same rows and changes as applying them one by one in this order, in a handful of
         statements instead of several per alert."""
         fingerprints = list({a.fingerprint: None for g, _ in groups for a in g.alerts})
-        with self._write() as conn:
-            plan = _AlertPlan(self._alert_states(conn, fingerprints), route)
+        # On PostgreSQL the alerts' states are read and the notifications' ids reserved in one
+        # round trip (the writes and the commit take one more; see `bulk.pipelined`). An alert
+        # gives at most one notification: as many ids as alerts, the unused ones left as gaps.
+        alerts = sum(len(group.alerts) for group, _ in groups) if route is not None else 0
+        with self._write(pipelined=True) as conn:
+            states = bulk.select_in_queries(
+                conn, schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints
+            )
+            reserve = bulk.reserve_query(conn, schema.notifications, alerts) if alerts else None
+            found = bulk.fetch(conn, *states, *([reserve] if reserve is not None else []))
+            plan = _AlertPlan(
+                {str(f): str(s) for rows in found[: len(states)] for f, s in rows}, route
+            )
             changes = [plan.apply(group, now) for group, now in groups]
-            plan.write(conn)
+            plan.write(conn, bulk.taken(found[-1]) if reserve is not None else None)
         return changes
-
-    @staticmethod
-    def _alert_states(conn: Connection, fingerprints: Sequence[str]) -> dict[str, str]:
-        rows = bulk.select_in(
-            conn, schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints
-        )
-        return {str(fingerprint): str(status) for fingerprint, status in rows}
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
         """Alerts, newest change first; active means firing."""
@@ -870,13 +876,9 @@ class _AlertPlan:
             row = self.updates.setdefault(fingerprint, {})
         row.update(values)
 
-    def write(self, conn: Connection) -> None:
-        """Every row in one round trip on PostgreSQL (after one to number the notifications)."""
-        ids = bulk.reserve_ids(conn, schema.notifications, outbox.told(self.notices))
-        with bulk.pipelined(conn):
-            self._write(conn, ids)
-
-    def _write(self, conn: Connection, ids: list[int] | None) -> None:
+    def write(self, conn: Connection, ids: list[int] | None) -> None:
+        """Every row, in a statement per table (per shape of update); `ids`: reserved for the
+        notifications (PostgreSQL), at least as many as there are."""
         a = schema.alerts
         bulk.insert_rows(conn, a, list(self.inserts.values()))
         # executemany needs one shape of row per statement: group the updates by their columns.
@@ -888,7 +890,8 @@ class _AlertPlan:
             bulk.update_rows(conn, a, "fingerprint", keys, rows)
         bulk.insert_rows(conn, schema.alert_history, self.history)
         if self.notices:
-            outbox.enqueue_many(conn, self.notices, ids)
+            told = outbox.told(self.notices)
+            outbox.enqueue_many(conn, self.notices, None if ids is None else ids[:told])
 
 
 def _alert(row: RowMapping) -> AlertRecord:

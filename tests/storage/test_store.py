@@ -377,6 +377,8 @@ def test_a_webhook_group_the_database_refuses_midway_leaves_nothing_behind(store
         AlertChange("fine", None, "firing")
     ]
     assert store.outbox_counts() == {"pending": 2}
+    if store.dialect == "postgresql":
+        assert _autocommit_in_pool(store) == [False, False]
 
 
 def test_events_sent_twice_at_once_are_counted_once(store: Store) -> None:
@@ -483,4 +485,35 @@ def test_connections_dropped_by_a_server_restart(
             store.set_state("k", "after", NOW)
     store.set_state("k", "after", NOW)
     assert store.get_state("k") == "after"
+    store.close()
+
+
+def _autocommit_in_pool(store: Store) -> list[bool]:
+    """Whether each connection the pool holds would commit statement by statement."""
+    held = []
+    with store.engine.connect() as first, store.engine.connect() as second:
+        for conn in (first, second):
+            held.append(bool(conn.connection.driver_connection.autocommit))  # type: ignore[union-attr]
+    return held
+
+
+def test_a_dropped_connection_fails_one_webhook_group_and_the_pool_heals(
+    fresh_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Webhook groups go out as one pipelined transaction, with the driver in autocommit while
+    it runs: a connection that breaks under it is a StorageError (the group is retried one by
+    one), and no connection goes back to the pool still in autocommit."""
+    monkeypatch.setattr(store_module, "IDLE_PING", 3600.0)  # not pinged: the write finds out
+    store = open_store(fresh_postgres_url)
+    first = AlertIn("f1", "firing", {"alertname": "A", "severity": "critical"}, {}, NOW, None)
+    assert store.apply_alert_group(_group(first), NOW, _route)
+    _drop_connections(fresh_postgres_url)
+    second = dataclasses.replace(first, fingerprint="f2")
+    with pytest.raises(StorageError):
+        store.apply_alert_group(_group(second), NOW, _route)
+    assert store.apply_alert_group(_group(second), NOW, _route) == [
+        AlertChange("f2", None, "firing")
+    ]
+    assert _autocommit_in_pool(store) == [False, False]
+    assert store.outbox_counts() == {"pending": 4}
     store.close()
