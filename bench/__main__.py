@@ -44,11 +44,13 @@ SECTIONS = (
     Section(
         2,
         "Alertmanager webhooks",
-        f"`POST /webhooks/alertmanager` with {webhooks.SENDERS} concurrent senders (aiohttp, "
-        f"one process), {webhooks.PAYLOADS:,} version-4 payloads of 1–3 alerts over 400 "
-        "fingerprints that fire and resolve in turn, after 200 warm-up payloads. Baseline: the "
-        "same payloads and client against a bare Starlette app on uvicorn (`bench/bare.py`) "
-        "that reads the body and answers 200.",
+        f"`POST /webhooks/alertmanager` with {webhooks.SENDERS} concurrent senders, "
+        f"{webhooks.PAYLOADS:,} version-4 payloads of 1–3 alerts over 400 fingerprints that "
+        "fire and resolve in turn, after 200 warm-up payloads. Baseline: the same payloads and "
+        "client against a bare Starlette app on uvicorn (`bench/bare.py`) that reads the body "
+        "and answers 200. The client is one process (asyncio on uvloop, prepared HTTP/1.1 "
+        "requests on keep-alive connections, answers read by httptools) and shares the 2 cores "
+        "with the server: its own CPU time per payload is reported.",
     ),
     Section(
         3,

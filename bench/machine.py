@@ -14,7 +14,16 @@ from bench.postgres import server_version
 from bench.report import Machine
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("sqlalchemy", "starlette", "uvicorn", "pandas", "numpy", "psycopg", "aiohttp")
+PACKAGES = (
+    "sqlalchemy",
+    "starlette",
+    "uvicorn",
+    "pandas",
+    "numpy",
+    "psycopg",
+    "uvloop",
+    "httptools",
+)
 
 
 def _cpu_model() -> str:

@@ -89,6 +89,15 @@ def measure_webhooks(
             "bare endpoint",
             P99_GOAL,
         ),
+        Figure(
+            WEBHOOK_SECTION,
+            "the load generator's own CPU time per payload (it shares the machine's cores)",
+            store,
+            result.client_cpu_ms,
+            "ms",
+            bare.client_cpu_ms,
+            "against the bare endpoint",
+        ),
     ]
 
 
