@@ -124,9 +124,15 @@ def readers(conn: Connection, table: Table, columns: Sequence[str]) -> list[_Pro
     return _processors(_READERS, conn, table, columns, lambda t, d: t.result_processor(d, None))
 
 
-def marks(conn: Connection, n: int) -> str:
-    """`n` placeholders separated by commas, for an IN list."""
-    return ", ".join(placeholder(conn) for _ in range(n))
+def one_of(conn: Connection, column: str, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """`column` is one of `values`: the SQL condition and its parameters. On PostgreSQL one
+    array parameter (`= ANY(%s)`), so the statement's text stays short and psycopg converts
+    it once and caches it (a statement with 2,000 marks was re-parsed in Python each time: half
+    the CPU of a storm's delivery pass). Elsewhere an IN list (at most 2,000 values a
+    statement, under SQLite's limit on parameters)."""
+    if conn.dialect.name == "postgresql":
+        return f'"{column}" = ANY(%s)', (list(values),)
+    return f'"{column}" IN ({", ".join("?" for _ in values)})', tuple(values)
 
 
 def _memo(bind: _Processor) -> _Processor:
@@ -276,9 +282,8 @@ def select_in_queries(
     names = ", ".join(f'"{c}"' for c in columns)
     queries = []
     for start in range(0, len(wanted), 2000):
-        chunk = tuple(wanted[start : start + 2000])
-        sql = f'SELECT {names} FROM {table.name} WHERE "{key}" IN ({marks(conn, len(chunk))})'  # noqa: S608
-        queries.append(Query(sql, chunk))
+        where, params = one_of(conn, key, wanted[start : start + 2000])
+        queries.append(Query(f"SELECT {names} FROM {table.name} WHERE {where}", params))  # noqa: S608
     return queries
 
 

@@ -123,88 +123,99 @@ Leased = tuple[int, int, str, int]  # a claimed delivery: id, notification_id, d
 LEASED = ("id", "notification_id", "destination", "attempts")
 
 
-def lease(
-    conn: Connection, now: datetime, term: timedelta, limit: int, postgres: bool
-) -> list[Leased]:
-    """Lease due deliveries, oldest first, to the caller until now + term (see `claimed`).
-    Plain SQL at the driver: a pass under a storm claims thousands of rows, and this runs
-    under the write lock.
+_DUE = (
+    "SELECT {columns} FROM deliveries WHERE status = 'pending' AND next_at <= {m} "
+    "AND (claimed_until IS NULL OR claimed_until < {m}) ORDER BY id LIMIT {m}"
+)
 
-    PostgreSQL: one UPDATE takes the lease and returns the rows; the due rows are locked with
-    SKIP LOCKED, so two replicas never take the same one. SQLite: the transaction takes the
-    write lock first (a write that changes nothing), then one SELECT returns all the rows as a
-    single JSON array and one UPDATE leases them. Python's sqlite3 hands the interpreter lock
-    back and forth for every row it fetches; under load each handover can wait, and this way
-    there is one fetch instead of hundreds while the webhooks wait for the lock.
+
+def lease(conn: Connection, now: datetime, term: timedelta, limit: int) -> list[Leased]:
+    """SQLite: lease due deliveries, oldest first, to the caller until now + term (see
+    `claimed`). Plain SQL at the driver: a pass under a storm claims thousands of rows, and
+    this runs under the write lock.
+
+    The transaction takes the write lock first (a write that changes nothing), then one SELECT
+    returns all the rows as a single JSON array and one UPDATE leases them. Python's sqlite3
+    hands the interpreter lock back and forth for every row it fetches; under load each
+    handover can wait, and this way there is one fetch instead of hundreds while the webhooks
+    wait for the lock.
     """
     d = schema.deliveries
     at = bulk.bound(conn, d, "next_at", now)
     until = bulk.bound(conn, d, "claimed_until", now + term)
-    due = (
-        "SELECT {columns} FROM deliveries WHERE status = 'pending' AND next_at <= {m} "
-        "AND (claimed_until IS NULL OR claimed_until < {m}) ORDER BY id LIMIT {m}"
-    )
-    if postgres:
-        sql = (
-            "UPDATE deliveries SET claimed_until = %s WHERE id IN ("  # noqa: S608 - marks only
-            + due.format(columns="id", m="%s")
-            + f" FOR UPDATE SKIP LOCKED) RETURNING {', '.join(LEASED)}"
+    conn.exec_driver_sql("UPDATE deliveries SET id = id WHERE 0")
+    columns = ", ".join(LEASED)
+    found = conn.exec_driver_sql(
+        f"SELECT json_group_array(json_array({columns})) "  # noqa: S608 - our names
+        f"FROM ({_DUE.format(columns=columns, m='?')})",
+        (at, at, limit),
+    ).scalar_one()
+    rows = json.loads(found)
+    if rows:
+        conn.exec_driver_sql(
+            "UPDATE deliveries SET claimed_until = ? WHERE id IN (SELECT value FROM json_each(?))",
+            (until, json.dumps([r[0] for r in rows])),
         )
-        rows: Iterable[Sequence[Any]] = conn.exec_driver_sql(sql, (until, at, at, limit))
-    else:
-        conn.exec_driver_sql("UPDATE deliveries SET id = id WHERE 0")
-        columns = ", ".join(LEASED)
-        found = conn.exec_driver_sql(
-            f"SELECT json_group_array(json_array({columns})) "  # noqa: S608 - our names
-            f"FROM ({due.format(columns=columns, m='?')})",
-            (at, at, limit),
-        ).scalar_one()
-        rows = json.loads(found)
-        if rows:
-            conn.exec_driver_sql(
-                "UPDATE deliveries SET claimed_until = ? "
-                "WHERE id IN (SELECT value FROM json_each(?))",
-                (until, json.dumps([r[0] for r in rows])),
-            )
     return sorted((int(i), int(n), str(dest), int(a)) for i, n, dest, a in rows)
 
 
 def claimed(conn: Connection, leased: Sequence[Leased]) -> list[Delivery]:
-    """The leased deliveries with what their notifications say (read after the lease is
-    committed: a notification never changes once written). On SQLite the notifications come
-    as one JSON array, for the reason `lease` gives."""
-    wanted = list({notification_id for _, notification_id, _, _ in leased})
-    n = schema.notifications
-    if conn.dialect.name == "sqlite":
-        names = ", ".join(_NOTIFICATION)
-        found = conn.exec_driver_sql(
-            f"SELECT json_group_array(json_array({names})) FROM notifications "  # noqa: S608
-            "WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(wanted),),
-        ).scalar_one()
-        rows: Iterable[Sequence[Any]] = json.loads(found)
-    else:
-        rows = bulk.select_in(conn, n, _NOTIFICATION, "id", wanted, raw=True)
-    notes = {int(row[0]): row for row in rows}
-    (read_body,) = bulk.readers(conn, n, ["body"])
-    out: list[Delivery] = []
-    for delivery_id, notification_id, destination, attempts in leased:
-        _, kind, subject, event, severity, body = notes[notification_id]
-        out.append(
-            Delivery(
-                id=delivery_id,
-                notification_id=notification_id,
-                destination=destination,
-                attempts=attempts,
-                subject_kind=str(kind),
-                subject=str(subject),
-                event=str(event),
-                severity=str(severity),
-                stored_body=body,
-                read_body=read_body,
-            )
+    """SQLite: the leased deliveries with what their notifications say, read after the lease
+    is committed (a notification never changes once written), as one JSON array for the reason
+    `lease` gives."""
+    names = ", ".join(_NOTIFICATION)
+    found = conn.exec_driver_sql(
+        f"SELECT json_group_array(json_array({names})) FROM notifications "  # noqa: S608
+        "WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list({notification_id for _, notification_id, _, _ in leased})),),
+    ).scalar_one()
+    notes = {int(row[0]): row[1:] for row in json.loads(found)}
+    (read_body,) = bulk.readers(conn, schema.notifications, ["body"])
+    return _deliveries([(*lease, *notes[lease[1]]) for lease in leased], read_body)
+
+
+def lease_claimed(conn: Connection, now: datetime, term: timedelta, limit: int) -> list[Delivery]:
+    """PostgreSQL: `lease` and `claimed` in one statement, which in a pipelined transaction
+    (`bulk.pipelined`) is one round trip. One UPDATE takes the lease, the due rows locked with
+    SKIP LOCKED so two replicas never take the same one, and returns the rows joined with their
+    notifications. A body comes as text, decoded only if it is read (a storm's deliveries
+    merged into a digest never are)."""
+    d = schema.deliveries
+    at = bulk.bound(conn, d, "next_at", now)
+    until = bulk.bound(conn, d, "claimed_until", now + term)
+    notes = ", ".join(f"n.{c}" for c in _NOTIFICATION[1:-1])
+    due = _DUE.format(columns="id", m="%s")
+    returned = ", ".join(LEASED)
+    sql = (
+        f"WITH leased AS (UPDATE deliveries SET claimed_until = %s WHERE id IN ({due} "  # noqa: S608
+        f"FOR UPDATE SKIP LOCKED) RETURNING {returned}) "
+        f"SELECT {', '.join(f'l.{c}' for c in LEASED)}, {notes}, n.body::text "
+        "FROM leased AS l JOIN notifications AS n ON n.id = l.notification_id ORDER BY l.id"
+    )
+    (rows,) = bulk.fetch(conn, bulk.Query(sql, (until, at, at, limit)))
+    return _deliveries(rows, json.loads)
+
+
+def _deliveries(
+    rows: Iterable[Sequence[Any]], read_body: Callable[[Any], Any] | None
+) -> list[Delivery]:
+    """Deliveries from rows of the LEASED columns, then the notification's (but its id)."""
+    return [
+        Delivery(
+            id=int(delivery_id),
+            notification_id=int(notification_id),
+            destination=str(destination),
+            attempts=int(attempts),
+            subject_kind=str(kind),
+            subject=str(subject),
+            event=str(event),
+            severity=str(severity),
+            stored_body=body,
+            read_body=read_body,
         )
-    return out
+        for (delivery_id, notification_id, destination, attempts, *notification) in rows
+        for kind, subject, event, severity, body in [notification]
+    ]
 
 
 def finish(
@@ -227,11 +238,11 @@ def finish(
         sets = f"status = {mark}, sent_at = {mark}, message_ref = {mark}, error = {mark}"
         values = (status, bulk.bound(conn, d, "sent_at", now), ref, error)
     for start in range(0, len(ids), 2000):
-        chunk = tuple(int(i) for i in ids[start : start + 2000])
+        where, chosen = bulk.one_of(conn, "id", [int(i) for i in ids[start : start + 2000]])
         conn.exec_driver_sql(
             f"UPDATE deliveries SET claimed_until = NULL, attempts = attempts + 1, {sets} "  # noqa: S608
-            f"WHERE id IN ({bulk.marks(conn, len(chunk))})",
-            values + chunk,
+            f"WHERE {where}",
+            values + chosen,
         )
 
 
