@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 SECTION = 6
 START_GOAL = Goal("value", "<=", 3, "s")
-RSS_GOAL = Goal("value", "<=", 250, "MiB")
+RSS_GOAL = Goal("value", "<=", 250, "MB")  # the issue's unit: 10^6 bytes (238.4 MiB)
+MB_PER_MIB = 1024 * 1024 / 1e6
 STARTS = 3
 TICK_WAIT = 75.0  # the detector ticks each minute, one second past it
 
@@ -25,7 +26,7 @@ class Bare:
     """The bare Starlette/uvicorn process, measured once per run."""
 
     start_seconds: float
-    rss_mib: float
+    rss_mb: float
 
 
 def bare(workdir: Path) -> Bare:
@@ -34,7 +35,7 @@ def bare(workdir: Path) -> Bare:
     for _ in range(STARTS):
         with servers.bare(workdir) as running:
             starts.append(running.ready_seconds)
-            rss = running.settled_rss_mib()
+            rss = running.settled_rss_mib() * MB_PER_MIB
     return Bare(statistics.median(starts), rss)
 
 
@@ -52,8 +53,8 @@ def measure(
             if attempt == STARTS - 1:
                 if not running.wait_for_metric("nightshift_detector_runs_total", TICK_WAIT):
                     note = f"no detector tick within {TICK_WAIT:.0f} s; "
-                rss = running.settled_rss_mib()
-                peak = running.peak_mib()
+                rss = running.settled_rss_mib() * MB_PER_MIB
+                peak = running.peak_mib() * MB_PER_MIB
     return [
         Figure(
             SECTION,
@@ -70,10 +71,10 @@ def measure(
             f"resident memory (VmRSS) idle, {label}",
             store,
             rss,
-            "MiB",
-            baseline.rss_mib,
+            "MB",
+            baseline.rss_mb,
             "bare Starlette/uvicorn process",
             RSS_GOAL,
-            f"{note}after the first detector tick; peak VmHWM {peak:.0f} MiB",
+            f"{note}after the first detector tick; peak VmHWM {peak:.0f} MB",
         ),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -62,6 +64,16 @@ def _merchants(frame: pd.DataFrame) -> dict[datetime, dict[str, dict[str, int]]]
     return out
 
 
+def release_freed_memory() -> None:
+    """Hand back to the OS what a large, passing allocation left free (the warm-up reads 28 days
+    of history into frames and drops them): glibc keeps a freed heap for reuse, and `serve`
+    would otherwise carry the warm-up's peak for good. A no-op without glibc."""
+    gc.collect()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # the process's own C library
+    if trim is not None:
+        trim(0)
+
+
 class FeedWatch:
     """Owns one Engine; `tick()` (blocking: run it in a thread) judges what is new and stores it."""
 
@@ -89,6 +101,7 @@ class FeedWatch:
         until = self._closed_until()
         self._engine.warm(self._store.counts_frame(until - HISTORY, until + MINUTE))
         self._last = until
+        release_freed_memory()
 
     def tick(self) -> list[Finding]:
         """Judge every closed minute since the last tick; store and return what changed."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from bot.app import Core
 from bot.delivery import Routes
-from bot.watch import FeedWatch
+from bot.watch import FeedWatch, release_freed_memory
 from skills.core import Invocation
 from storage.feed import load_file
 from storage.records import AlertGroup, AlertIn
@@ -117,3 +121,24 @@ async def test_a_surge_names_the_merchants_that_carry_it(core: Core, clock: Fixe
         found.extend(watch.tick())
     texts = [f.explanation_en for f in found if "failed" in f.statuses]
     assert any("loja-77" in t for t in texts), texts
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "malloc_trim"), reason="not glibc")
+def test_memory_a_warm_up_freed_goes_back_to_the_os() -> None:
+    """The warm-up's frames are freed when it ends, but glibc keeps a freed heap for reuse:
+    without the trim `serve` would hold the warm-up's peak for good."""
+    blocks = [bytes(4096) + bytes([i % 256]) for i in range(40_000)]  # ~160 MiB on the heap
+    last = blocks[-1]  # still in use, at the top of the heap: the rest cannot shrink by itself
+    held = _rss_mib()
+    del blocks
+    assert _rss_mib() > held - 40  # freed, and still resident
+    release_freed_memory()
+    assert _rss_mib() < held - 120
+    assert last[-1] == (40_000 - 1) % 256
