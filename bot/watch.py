@@ -84,12 +84,14 @@ class FeedWatch:
         engine: Engine | None = None,
         notify: Callable[[Finding], Sequence[str]] | None = None,
         watchdog_after: timedelta = WATCHDOG_AFTER,
+        after_warm: Callable[[], None] = release_freed_memory,
     ) -> None:
         self._store = store
         self._clock = clock
         self._engine = engine or Engine()
         self._notify = notify
         self._watchdog_after = watchdog_after
+        self._after_warm = after_warm
         self._last: datetime | None = None
         self._lock = threading.Lock()  # one tick at a time, whoever calls it
 
@@ -101,7 +103,7 @@ class FeedWatch:
         until = self._closed_until()
         self._engine.warm(self._store.counts_frame(until - HISTORY, until + MINUTE))
         self._last = until
-        release_freed_memory()
+        self._after_warm()
 
     def tick(self) -> list[Finding]:
         """Judge every closed minute since the last tick; store and return what changed."""

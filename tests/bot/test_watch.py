@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ctypes
+import gc
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.app import Core
+from bot.app import App, Core
 from bot.delivery import Routes
 from bot.watch import FeedWatch, release_freed_memory
 from skills.core import Invocation
@@ -142,3 +144,22 @@ def test_memory_a_warm_up_freed_goes_back_to_the_os() -> None:
     release_freed_memory()
     assert _rss_mib() < held - 120
     assert last[-1] == (40_000 - 1) % 256
+
+
+def test_in_serve_what_the_warm_up_loaded_is_kept_out_of_full_collections(
+    core: Core, clock: FixedClock
+) -> None:
+    """The warm-up loads scikit-learn (the status-mix model): half a million objects a full
+    collection would sweep, a pause for every request in flight. `serve` freezes them as it
+    froze what start-up loaded."""
+    core.store.ingest(load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP))
+    clock.set(datetime(2025, 7, 14, 12, 0, tzinfo=SP).astimezone(UTC))
+    app = App(core, console=False)
+    app.gc_frozen = True  # as run_server leaves it
+    before = gc.get_freeze_count()
+    try:
+        app.watch.warm()
+        assert "sklearn" in sys.modules
+        assert gc.get_freeze_count() > before + 10_000
+    finally:
+        gc.unfreeze()
