@@ -42,6 +42,7 @@ class LoadResult:
     statuses: dict[int, int]
     answers: tuple[dict[str, Any], ...]  # JSON answers of the counted requests (when JSON)
     client_cpu: float  # seconds of CPU the load generator spent sending the counted requests
+    steal: float  # the share of the machine's CPU time the hypervisor took meanwhile (0..1)
 
     @property
     def requests(self) -> int:
@@ -107,6 +108,7 @@ def run_load(job: Job, workdir: Path, timeout: float = 600.0) -> LoadResult:
         statuses={int(k): v for k, v in raw["statuses"].items()},
         answers=tuple(raw["answers"]),
         client_cpu=raw["cpu"],
+        steal=raw["steal"],
     )
 
 
@@ -197,19 +199,32 @@ async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
             statuses[status] += 1
             answers.append(raw)
 
-    started, cpu = clock(), time.process_time()
+    started, cpu, ticks = clock(), time.process_time(), _cpu_ticks()
     await asyncio.wait_for(asyncio.gather(*(sender(c) for c in connections)), 600)
     elapsed, cpu = clock() - started, time.process_time() - cpu
+    spent = [after - before for before, after in zip(ticks, _cpu_ticks(), strict=True)]
+    total = sum(spent)
     for conn in connections:
         assert conn.transport is not None
         conn.transport.close()
     return {
         "elapsed": elapsed,
         "cpu": cpu,
+        "steal": spent[7] / total if len(spent) > 7 and total > 0 else 0.0,
         "latencies": latencies,
         "statuses": {str(k): v for k, v in statuses.items()},
         "answers": [_answer(raw) for raw in answers],  # decoded after the clock stopped
     }
+
+
+def _cpu_ticks() -> list[int]:
+    """The machine's CPU time by kind (user, nice, system, idle, iowait, irq, softirq, steal…),
+    from /proc/stat; empty where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(n) for n in stat.readline().split()[1:]]
+    except OSError:
+        return []
 
 
 def _answer(raw: bytes) -> dict[str, Any]:

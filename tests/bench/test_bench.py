@@ -83,4 +83,5 @@ def test_the_load_generator_measures_a_real_server_from_its_own_process(tmp_path
     assert result.statuses == {200: 25}
     assert result.per_second > 0
     assert result.client_cpu_ms > 0
+    assert 0 <= result.steal < 1
     assert all(a["status"] == "stored" for a in result.answers)
