@@ -1,9 +1,13 @@
-"""Many rows in one driver-level `executemany`, each value bound by its column's type.
+"""Many rows in one driver-level statement, each value bound by its column's type.
 
 SQLAlchemy Core's executemany builds and processes parameters row by row in Python; for the
 write paths that carry many rows (alert webhooks, the outbox) that was most of their cost. Here
 the statement is plain SQL over our own table and column names, and each value goes through the
 same bind processor SQLAlchemy would use (JSON, UTC datetimes), so what is stored is identical.
+On SQLite the rows go to the driver's `executemany` (a loop in C); on PostgreSQL as one JSON
+parameter that the server unpacks (`json_populate_recordset`), since psycopg binds every value
+of an `executemany` in Python. `pipelined` and `fetch` make a PostgreSQL transaction a round
+trip per read plus one.
 """
 
 from __future__ import annotations
@@ -250,7 +254,7 @@ def update_rows(
     conn: Connection, table: Table, key: str, keys: Sequence[Any], rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """UPDATE … SET the rows' columns WHERE `key` is each row's entry in `keys` (all rows have
-    the first row's columns)."""
+    the first row's columns; the keys are distinct)."""
     if not rows:
         return
     columns = list(rows[0])
@@ -285,28 +289,3 @@ def select_in_queries(
         where, params = one_of(conn, key, wanted[start : start + 2000])
         queries.append(Query(f"SELECT {names} FROM {table.name} WHERE {where}", params))  # noqa: S608
     return queries
-
-
-def select_in(
-    conn: Connection,
-    table: Table,
-    columns: Sequence[str],
-    key: str,
-    wanted: Sequence[Any],
-    *,
-    raw: bool = False,
-) -> list[tuple[Any, ...]]:
-    """The `columns` of the rows whose `key` is one of `wanted`, each value read by its column's
-    type as Core would (`raw`: as the driver gives it)."""
-    read = [None] * len(columns) if raw else readers(conn, table, columns)
-    found = fetch(conn, *select_in_queries(conn, table, columns, key, wanted))
-    return [row for rows in found for row in processed(rows, read)]
-
-
-def processed(
-    rows: Iterable[Sequence[Any]], read: Sequence[_Processor | None]
-) -> list[tuple[Any, ...]]:
-    """Rows with each value passed through its column's reader (from `readers`)."""
-    if all(r is None for r in read):
-        return [tuple(row) for row in rows]
-    return [tuple(v if r is None else r(v) for v, r in zip(row, read, strict=True)) for row in rows]

@@ -455,23 +455,30 @@ class Store:
         """Several webhooks in one transaction (a group commit), each with the time it came in:
         the same rows and changes as applying them one by one in this order, in a handful of
         statements instead of several per alert."""
-        fingerprints = list({a.fingerprint: None for g, _ in groups for a in g.alerts})
-        # On PostgreSQL the alerts' states are read and the notifications' ids reserved in one
-        # round trip (the writes and the commit take one more; see `bulk.pipelined`). An alert
-        # gives at most one notification: as many ids as alerts, the unused ones left as gaps.
-        alerts = sum(len(group.alerts) for group, _ in groups) if route is not None else 0
         with self._write(pipelined=True) as conn:
-            states = bulk.select_in_queries(
-                conn, schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints
-            )
-            reserve = bulk.reserve_query(conn, schema.notifications, alerts) if alerts else None
-            found = bulk.fetch(conn, *states, *([reserve] if reserve is not None else []))
-            plan = _AlertPlan(
-                {str(f): str(s) for rows in found[: len(states)] for f, s in rows}, route
-            )
+            known, ids = self._alert_states(conn, groups, route)
+            plan = _AlertPlan(known, route)
             changes = [plan.apply(group, now) for group, now in groups]
-            plan.write(conn, bulk.taken(found[-1]) if reserve is not None else None)
+            plan.write(conn, ids)
         return changes
+
+    @staticmethod
+    def _alert_states(
+        conn: Connection, groups: Sequence[tuple[AlertGroup, datetime]], route: Routing | None
+    ) -> tuple[dict[str, str], list[int] | None]:
+        """The stored status of each alert in `groups` and, on PostgreSQL, ids reserved for
+        their notifications: both in one round trip (the writes and the commit take one more;
+        see `bulk.pipelined`). An alert gives at most one notification, so as many ids as
+        alerts are reserved, the unused ones left as gaps."""
+        fingerprints = list({a.fingerprint: None for g, _ in groups for a in g.alerts})
+        states = bulk.select_in_queries(
+            conn, schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints
+        )
+        alerts = sum(len(group.alerts) for group, _ in groups) if route is not None else 0
+        reserve = bulk.reserve_query(conn, schema.notifications, alerts) if alerts else None
+        found = bulk.fetch(conn, *states, *([reserve] if reserve is not None else []))
+        known = {str(f): str(status) for rows in found[: len(states)] for f, status in rows}
+        return known, bulk.taken(found[-1]) if reserve is not None else None
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
         """Alerts, newest change first; active means firing."""
