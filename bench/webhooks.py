@@ -56,10 +56,9 @@ def measure_webhooks(
 ) -> list[Figure]:
     with serve(database_url, workdir) as server:
         result = run_load(webhook_job(f"{server.url}/webhooks/alertmanager", TOKEN), workdir)
-    notes = [f"{result.failures} answers not 200"] if result.failures else []
     # On a shared VM the hypervisor's steal is the noise these figures carry: shown beside them.
     steal = f"CPU steal {result.steal:.1%} during the run (bare: {bare.steal:.1%})"
-    note = "; ".join([*notes, steal])
+    note = f"{result.failures} answers not 200; {steal}" if result.failures else steal
     name = f"{SENDERS} concurrent senders, {PAYLOADS:,} payloads of 1–3 alerts"
     return [
         Figure(

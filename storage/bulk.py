@@ -177,20 +177,21 @@ def _as_json(
     return orjson.dumps([dict(zip(columns, v, strict=True)) for v in values]).decode()
 
 
+def _recordset(table: Table) -> str:
+    """PostgreSQL: the rows of an `_as_json` parameter, typed as the table's columns."""
+    return f"json_populate_recordset(NULL::{table.name}, %s::json)"
+
+
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT every row (all rows have the first row's keys)."""
     if not rows:
         return
     columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        names = ", ".join(f'"{c}"' for c in columns)
-        sql = (
-            f"INSERT INTO {table.name} ({names}) SELECT {names} "  # noqa: S608 - our names
-            f"FROM json_populate_recordset(NULL::{table.name}, %s::json)"
-        )
+        sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table)}"  # noqa: S608
         conn.exec_driver_sql(sql, (_as_json(conn, table, columns, rows),))
         return
-    names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join(placeholder(conn) for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our names
     conn.exec_driver_sql(sql, _values(rows, columns, _binders(conn, table, columns)))
@@ -262,8 +263,7 @@ def update_rows(
         sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
         sql = (
             f"UPDATE {table.name} AS t SET {sets} "  # noqa: S608 - our names
-            f"FROM json_populate_recordset(NULL::{table.name}, %s::json) AS v "
-            f'WHERE t."{key}" = v."{key}"'
+            f'FROM {_recordset(table)} AS v WHERE t."{key}" = v."{key}"'
         )
         listed = ({**row, key: k} for row, k in zip(rows, keys, strict=True))
         conn.exec_driver_sql(sql, (_as_json(conn, table, [*columns, key], listed),))

@@ -213,8 +213,17 @@ def _deliveries(
             stored_body=body,
             read_body=read_body,
         )
-        for (delivery_id, notification_id, destination, attempts, *notification) in rows
-        for kind, subject, event, severity, body in [notification]
+        for (
+            delivery_id,
+            notification_id,
+            destination,
+            attempts,
+            kind,
+            subject,
+            event,
+            severity,
+            body,
+        ) in rows
     ]
 
 
