@@ -18,22 +18,22 @@ from starlette.routing import BaseRoute
 from bot.alertmanager import AlertmanagerClient
 from bot.clock import SystemClock
 from bot.console import ConsoleChat
-from bot.delivery import DeliveryWorker, Notifier, Routes
+from bot.delivery import DeliveryWorker, Notifier, Renderer
 from bot.http import Intake, json_error_handlers, routes
 from bot.jobs import JobParts, Retention, Scheduler, ShiftReports, jobs
 from bot.leader import Leader
 from bot.metrics import Metrics
 from bot.notifiers import ConsoleNotifier, SlackNotifier, TelegramNotifier
+from bot.routing import Routes
 from bot.runbook_cli import build_runbook_service
 from bot.settings import Settings
 from bot.watch import FeedWatch, release_freed_memory
-from detector.findings import Finding
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
 from skills.notices import body_from_reply
-from skills.registry import SKILLS
+from skills.registry import SKILLS, menu
 from skills.router import Dispatcher
-from skills.silence import muted_until
+from storage.incidents import Correlation
 from storage.records import AlertChange
 from storage.store import Store, open_store
 
@@ -60,9 +60,15 @@ class Core:
     dispatcher: Dispatcher
     adapter_states: dict[str, Callable[[], str]] = field(default_factory=dict)
     alertmanager: AlertmanagerClient | None = None
+    announce: list[str] = field(default_factory=list)  # where incidents opened by hand go
+    on_handled: Callable[[], None] | None = None  # a command may have changed what is told
 
     async def handle(self, inv: Invocation, progress: ProgressSink | None = None) -> Reply:
-        return await self.dispatcher.handle(inv, progress)
+        try:
+            return await self.dispatcher.handle(inv, progress)
+        finally:
+            if self.on_handled is not None:
+                self.on_handled()
 
     def states(self) -> list[tuple[str, str]]:
         return read_states(self.adapter_states)
@@ -82,6 +88,7 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
     store = store or open_store(settings.database_url)
     metrics = Metrics()
     states: dict[str, Callable[[], str]] = {}
+    announce: list[str] = []  # `serve` fills it once it knows its chats
     alertmanager = (
         AlertmanagerClient(settings.alertmanager_url) if settings.alertmanager_url else None
     )
@@ -93,13 +100,16 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
         runbooks=build_runbook_service(settings, clock, store),
         adapters=partial(read_states, states),
         alertmanager=alertmanager,
+        announce=lambda: tuple(announce),
+        avg_ticket=settings.avg_ticket,
+        currency=settings.currency,
     )
     access = Access(operators=settings.operators, admins=settings.admins)
     dispatcher = Dispatcher(SKILLS, context, access, observe=metrics.observe_command)
     metrics.gauge(
         "nightshift_store_up", "1 when the store answers.", lambda: 1.0 if store.ping() else 0.0
     )
-    return Core(settings, clock, store, metrics, dispatcher, states, alertmanager)
+    return Core(settings, clock, store, metrics, dispatcher, states, alertmanager, announce)
 
 
 class App:
@@ -127,20 +137,35 @@ class App:
             settings.slack_channel if self.slack else None,
             settings.telegram_chat_ids if self.telegram else (),
             console=self.console is not None,
+            rules=settings.routes,
         )
-        self.watch = FeedWatch(
-            core.store, core.clock, notify=self._finding_destinations, after_warm=self._settle
-        )
+        self.watch = FeedWatch(core.store, core.clock, after_warm=self._settle)
         self.gc_frozen = False  # run_server keeps the heap out of full collections (gc.freeze)
         self.delivery = DeliveryWorker(
             store=core.store,
             clock=core.clock,
             notifiers=self._notifiers(),
-            lang=settings.lang,
-            tz=settings.timezone,
+            render=Renderer(
+                store=core.store,
+                lang=settings.lang,
+                tz=settings.timezone,
+                can_silence=core.dispatcher.context.alertmanager is not None,
+                oncall=settings.oncall,
+                avg_ticket=settings.avg_ticket,
+                currency=settings.currency,
+            ),
             metrics=core.metrics,
-            can_silence=core.dispatcher.context.alertmanager is not None,
+            routes=self.routes,
+            correlation=Correlation(
+                labels=settings.correlation_labels,
+                window=settings.correlation_window,
+                feed_service=settings.feed_service,
+                escalate_after=settings.escalate_after,
+            ),
+            extra_destinations=settings.escalation,
         )
+        core.on_handled = self.delivery.poke
+        core.announce[:] = self.routes.severity("critical")
         self.reports = ShiftReports(
             core.dispatcher.context,
             self._send_report,
@@ -162,6 +187,7 @@ class App:
                     detector_tick=self._detector_tick,
                     retention=Retention(core.store, core.clock, settings.retention_days).run,
                     deadman_checks=(self._check_reports_delivered, self._check_watchdog),
+                    escalation=self._escalate,
                 ),
             ),
             settings.timezone,
@@ -169,8 +195,11 @@ class App:
         )
         core.metrics.gauge(
             "nightshift_notifications_pending",
-            "Deliveries waiting in the outbox.",
-            lambda: float(core.store.outbox_counts().get("pending", 0)),
+            "Messages waiting: outbox deliveries and incident cards due.",
+            lambda: float(
+                core.store.outbox_counts().get("pending", 0)
+                + core.store.card_counts().get("due", 0)
+            ),
         )
 
     def _notifiers(self) -> dict[str, Notifier]:
@@ -183,21 +212,9 @@ class App:
             notifiers["slack"] = SlackNotifier(self.slack)
         return notifiers
 
-    def _finding_destinations(self, finding: Finding) -> tuple[str, ...]:
-        """Critical findings go where critical alerts go, unless their kind is silenced."""
-        now = self.core.clock.now()
-        if finding.severity != "critical":
-            return ()
-        if muted_until(self.core.store, finding.kind, finding.metric, now) is not None:
-            return ()
-        return self.routes("critical")
-
     def _build_chat(self, settings: Settings) -> None:
         """The chat platforms whose tokens are set, each with its routes and lifecycle."""
-        commands = [
-            (s.name, s.summary_pt if settings.lang == "pt" else s.summary_en)
-            for s in self.core.dispatcher.router.skills
-        ]
+        commands = menu(settings.lang)
         # The SDKs load only when their platform is configured: `ask` and `ingest` start fast.
         if settings.telegram_bot_token:
             from bot.telegram import TelegramAdapter
@@ -261,7 +278,6 @@ class App:
             tz=settings.timezone,
             max_body=settings.max_body_bytes,
             on_alerts=self.on_alerts,
-            route=self.routes,
             adapter_states=self.core.states,
         )
 
@@ -281,7 +297,7 @@ class App:
             subject=key,
             event=kind,
             severity="critical" if kind == "alert" else "info",
-            destinations=self.routes("critical"),
+            destinations=self.routes.severity("critical"),
             now=self.core.clock.now(),
             body=body_from_reply(reply),
             once=True,
@@ -303,7 +319,21 @@ class App:
             self.delivery.poke()
 
     async def _check_watchdog(self) -> None:
-        if await asyncio.to_thread(self.watch.check_watchdog, self.routes):
+        if await asyncio.to_thread(self.watch.check_watchdog):
+            self.delivery.poke()
+
+    async def _escalate(self) -> None:
+        """Critical incidents nobody acknowledged in time are told again, louder."""
+        settings = self.core.settings
+        escalated = await asyncio.to_thread(
+            self.core.store.escalate_due,
+            self.core.clock.now(),
+            settings.escalate_after,
+            3,
+            settings.escalation or None,
+        )
+        if escalated:
+            log.warning("incidents escalated: %s", ", ".join(f"#{i}" for i in escalated))
             self.delivery.poke()
 
     async def _fast_ticks(self, every: float) -> None:
@@ -320,6 +350,11 @@ class App:
         self._jobs.append(job)
 
     async def start(self) -> None:
+        if self.core.store.dialect == "sqlite":
+            # One process per SQLite file: leases still held were this process's before a crash.
+            released = await asyncio.to_thread(self.core.store.release_claims)
+            if released:
+                log.info("released %d deliveries a previous run had claimed", released)
         for step in self._startup:
             await step()
         for job in self._jobs:
@@ -352,6 +387,7 @@ class App:
             except Exception:
                 log.exception("error while stopping")
         await self.scheduler.stop()
+        await self.delivery.stop()
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

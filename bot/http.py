@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,7 +25,7 @@ from skills.core import Clock
 from storage.feed import FeedError, parse_csv, parse_json
 from storage.records import AlertChange, AlertGroup, AlertIn, IngestResult
 from storage.schema import ALERTNAME_WIDTH, RECEIVER_WIDTH, SEVERITY_WIDTH
-from storage.store import Routing, StorageError, Store
+from storage.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,6 @@ class Intake:
     tz: Any
     max_body: int
     on_alerts: Callable[[list[AlertChange]], Awaitable[None]] | None = None
-    route: Routing | None = None
     on_ingest: Callable[[int], Awaitable[None]] | None = None
     adapter_states: Callable[[], Sequence[tuple[str, str]]] = tuple
 
@@ -144,7 +142,7 @@ def routes(intake: Intake) -> list[Route]:
     """The product's HTTP routes, in one list."""
     # Webhooks that arrive together are stored in one transaction (bot/groupcommit.py).
     alert_writes: GroupCommit[tuple[AlertGroup, datetime], list[AlertChange]] = GroupCommit(
-        partial(intake.store.apply_alert_groups, route=intake.route)
+        intake.store.apply_alert_groups
     )
 
     async def guarded_body(request: Request, route: str) -> bytes | Response:

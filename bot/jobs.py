@@ -320,6 +320,7 @@ class JobParts:
     retention: Job
     outbox_worker: Job | None = None
     deadman_checks: tuple[Job, ...] = ()
+    escalation: Job | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +333,11 @@ class JobSpec:
     run: Job | None  # None when listed only (`nightshift jobs`)
     leader_only: bool = True
     misfire_grace: timedelta = timedelta(seconds=30)
+
+
+def _span(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes} min"
 
 
 def jobs(settings: Settings, parts: JobParts | None = None) -> list[JobSpec]:
@@ -378,6 +384,14 @@ def jobs(settings: Settings, parts: JobParts | None = None) -> list[JobSpec]:
             call(lambda p: p.outbox_worker),
             leader_only=False,  # rows are claimed, so every replica may help
             misfire_grace=timedelta(seconds=5),
+        ),
+        JobSpec(
+            "escalation",
+            f"escalation: unacknowledged critical incidents told again after "
+            f"{_span(settings.escalate_after)}",
+            IntervalTrigger(seconds=15, timezone=tz),
+            call(lambda p: p.escalation),
+            misfire_grace=timedelta(seconds=15),
         ),
         JobSpec(
             "retention",

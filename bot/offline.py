@@ -17,6 +17,7 @@ import pandas as pd
 from bot.errors import CliError
 from detector import DetectorError
 from detector.findings import Segment
+from detector.grouping import OfflineIncident, group
 from detector.simulate import INCIDENTS, simulate
 from storage.feed import FeedError, load_file
 
@@ -103,19 +104,65 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             Path(args.chart).write_bytes(png)
         except OSError as error:
             raise CliError(f"{args.chart}: cannot write ({error})") from None
+    incidents = group(segments, _lost(counts, baseline, status))
     if args.json:
-        print(
-            json.dumps(
-                _analysis_json(str(path), kind, segments, lang, tz), ensure_ascii=False, indent=2
-            )
-        )
+        body = _analysis_json(str(path), kind, segments, incidents, lang, tz)
+        print(json.dumps(body, ensure_ascii=False, indent=2))
     else:
+        print(_incident_table(incidents, segments, tz, lang, kind))
+        if segments:
+            print()
         print(_analysis_table(segments, tz, lang, kind))
     return 0
 
 
+def _lost(counts: pd.DataFrame, baseline: pd.DataFrame, status: str) -> pd.Series:
+    """Expected minus observed of the judged status (approvals, or sales) per time step."""
+    if "observed" in baseline.columns:
+        observed = baseline["observed"].astype(float)
+    else:
+        rows = counts[counts["status"] == status]
+        by_time = rows.groupby(pd.to_datetime(rows["minute"], utc=True))["count"].sum()
+        observed = by_time.reindex(baseline.index, fill_value=0).astype(float)
+    return (baseline["expected"].astype(float) - observed).fillna(0.0)
+
+
+def _incident_table(
+    incidents: list[OfflineIncident], segments: list[Segment], tz: tzinfo, lang: str, kind: str
+) -> str:
+    if not incidents:
+        return "nenhum incidente" if lang == "pt" else "no incidents"
+    unit = "sales" if kind == "checkout" else "approvals"
+    head = ("#", "when", "severity", "raised at", f"{unit} lost", "members")
+    rows = [head]
+    for n, incident in enumerate(incidents, 1):
+        end = incident.end.astimezone(tz).strftime("%H:%M") if incident.end else "…"
+        rows.append(
+            (
+                str(n),
+                f"{incident.start.astimezone(tz).strftime('%Y-%m-%d %H:%M')}–{end}",
+                incident.severity,
+                incident.detected_at.astimezone(tz).strftime("%H:%M"),
+                f"{incident.approvals_lost:.0f}",
+                ", ".join(segments[i].metric for i in incident.members),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    title = "incidentes" if lang == "pt" else "incidents"
+    lines = [f"{title}: {len(incidents)}"]
+    for r in rows:
+        cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)]
+        lines.append("  ".join([*cells, r[-1]]))
+    return "\n".join(lines)
+
+
 def _analysis_json(
-    path: str, kind: str, segments: list[Segment], lang: str, tz: tzinfo
+    path: str,
+    kind: str,
+    segments: list[Segment],
+    incidents: list[OfflineIncident],
+    lang: str,
+    tz: tzinfo,
 ) -> dict[str, Any]:
     return {
         "file": path,
@@ -135,6 +182,17 @@ def _analysis_json(
                 "explanation": s.explanation_en if lang == "en" else s.explanation_pt,
             }
             for s in segments
+        ],
+        "incidents": [
+            {
+                "start": i.start.astimezone(tz).isoformat(),
+                "end": i.end.astimezone(tz).isoformat() if i.end else None,
+                "detected_at": i.detected_at.astimezone(tz).isoformat(),
+                "severity": i.severity,
+                "members": list(i.members),
+                "approvals_lost": i.approvals_lost,
+            }
+            for i in incidents
         ],
     }
 

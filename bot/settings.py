@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
+
+from bot.routing import Route, RouteError, parse_destinations, parse_routes
 
 
 class SettingsError(ValueError):
@@ -64,6 +68,15 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     retention_days: int = 90
     leader_lease_seconds: int = 30
+    routes: tuple[Route, ...] = ()
+    escalate_after: timedelta = timedelta(minutes=10)
+    escalation: tuple[str, ...] = ()  # empty: each incident's own destinations
+    oncall: tuple[str, ...] = ()
+    avg_ticket: float | None = None
+    currency: str = "BRL"
+    correlation_labels: tuple[str, ...] = ("service", "job")
+    correlation_window: timedelta = timedelta(minutes=15)
+    feed_service: str = "payments"
 
     @property
     def on_loopback(self) -> bool:
@@ -85,6 +98,28 @@ class Settings:
             raise SettingsError(
                 "SLACK_SIGNING_SECRET: set it (HTTP events mode) or SLACK_APP_TOKEN (Socket Mode)"
             )
+        for number, route in enumerate(self.routes, 1):
+            for destination in route.destinations:
+                self._reachable(
+                    "NIGHTSHIFT_ROUTES", f"route {number} ({route.text!r})", destination
+                )
+        for destination in self.escalation:
+            self._reachable("NIGHTSHIFT_ESCALATION", "escalation", destination)
+
+    def _reachable(self, var: str, what: str, destination: str) -> None:
+        """A destination whose platform `serve` will run (the console runs when no chat does)."""
+        platform = destination.partition(":")[0]
+        missing = {
+            "telegram": None if self.telegram_bot_token else "TELEGRAM_BOT_TOKEN is unset",
+            "slack": None if self.slack_bot_token else "SLACK_BOT_TOKEN is unset",
+            "console": (
+                "a chat platform is configured, so the console chat is off"
+                if self.slack_bot_token or self.telegram_bot_token
+                else None
+            ),
+        }.get(platform)
+        if missing:
+            raise SettingsError(f"{var}: {what}: {destination} cannot be reached ({missing})")
 
 
 _NAMES = {
@@ -113,6 +148,15 @@ _NAMES = {
     "max_body_bytes": "NIGHTSHIFT_MAX_BODY_BYTES",
     "retention_days": "NIGHTSHIFT_RETENTION_DAYS",
     "leader_lease_seconds": "NIGHTSHIFT_LEADER_LEASE",
+    "routes": "NIGHTSHIFT_ROUTES",
+    "escalate_after": "NIGHTSHIFT_ESCALATE_AFTER",
+    "escalation": "NIGHTSHIFT_ESCALATION",
+    "oncall": "NIGHTSHIFT_ONCALL",
+    "avg_ticket": "NIGHTSHIFT_AVG_TICKET",
+    "currency": "NIGHTSHIFT_CURRENCY",
+    "correlation_labels": "NIGHTSHIFT_CORRELATION_LABELS",
+    "correlation_window": "NIGHTSHIFT_CORRELATION_WINDOW",
+    "feed_service": "NIGHTSHIFT_FEED_SERVICE",
 }
 VARIABLES = tuple(_NAMES.values())
 _SECRETS = {
@@ -156,6 +200,20 @@ def _url(var: str, raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise SettingsError(f"{var}: {raw!r} is not an http:// or https:// URL")
     return raw.rstrip("/")
+
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(var: str, raw: str, low: timedelta, high: timedelta) -> timedelta:
+    found = _DURATION.match(raw.strip().lower())
+    if found is None:
+        raise SettingsError(f"{var}: {raw!r} is not a duration like 30s, 10m, 2h or 1d")
+    value = timedelta(seconds=int(found.group(1)) * _SECONDS[found.group(2)])
+    if not low <= value <= high:
+        raise SettingsError(f"{var}: {raw!r} is out of range ({low} to {high})")
+    return value
 
 
 def _cron(var: str, raw: str, tz: ZoneInfo) -> str:
@@ -247,6 +305,38 @@ def load_settings(
             if not folder.is_dir():
                 raise SettingsError(f"{var}: {value!r} is not a folder")
             values[attr] = folder
+        elif attr == "routes":
+            try:
+                values[attr] = parse_routes(value)
+            except RouteError as error:
+                raise SettingsError(f"{var}: {error}") from None
+        elif attr == "escalation":
+            try:
+                values[attr] = parse_destinations(value, "escalation")
+            except RouteError as error:
+                raise SettingsError(f"{var}: {error}") from None
+        elif attr == "oncall":
+            values[attr] = _actors(var, value)
+        elif attr == "escalate_after" or attr == "correlation_window":
+            values[attr] = _duration(var, value, timedelta(minutes=1), timedelta(days=1))
+        elif attr == "avg_ticket":
+            try:
+                ticket = float(value)
+            except ValueError:
+                raise SettingsError(f"{var}: {value!r} is not a number (e.g. 87.50)") from None
+            if not 0 < ticket < 1e9:
+                raise SettingsError(f"{var}: {value!r} must be a positive amount")
+            values[attr] = ticket
+        elif attr == "currency":
+            if not re.fullmatch(r"[A-Za-z]{3}", value):
+                raise SettingsError(f"{var}: {value!r} is not a currency code like BRL or USD")
+            values[attr] = value.upper()
+        elif attr == "correlation_labels":
+            labels = _list(value)
+            for label in labels:
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", label):
+                    raise SettingsError(f"{var}: {label!r} is not a label name")
+            values[attr] = labels
         elif attr == "database_url":
             if "://" not in value:
                 raise SettingsError(

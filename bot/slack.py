@@ -36,6 +36,8 @@ HEADER_LIMIT = 150
 BUTTON_TEXT_LIMIT = 75
 BUTTONS_PER_BLOCK = 25
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s,:]*")
+_MENTIONS = "nightshift_mentions"
+_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _UNDELIVERABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
@@ -110,6 +112,8 @@ def _fallback(blocks: Sequence[Block]) -> str:
     parts: list[str] = []
     for block in blocks:
         text = block.get("text")
+        if block.get("block_id") == _MENTIONS:
+            continue  # the notification text names them unescaped (render_blocks)
         if isinstance(text, dict):
             value = str(text.get("text", ""))
             if text.get("type") == "mrkdwn":
@@ -141,12 +145,26 @@ def render_blocks(reply: Reply) -> list[SlackMessage]:
             blocks.extend(_text_blocks(joined, monospace=False))
     if reply.image is not None and reply.image.caption:
         blocks.append({"type": "context", "elements": [_plain(reply.image.caption[:TEXT_LIMIT])]})
+    mentions = " ".join(f"<@{u}>" for u in reply.mentioned("slack") if _USER.match(u))
+    if mentions:
+        blocks.insert(
+            1 if blocks else 0,
+            {
+                "type": "section",
+                "block_id": _MENTIONS,
+                "text": {"type": "mrkdwn", "text": f"📣 {mentions}"},
+            },
+        )
     buttons = _button_blocks(reply.buttons)
     if not blocks and not buttons:
         blocks.append({"type": "section", "text": _plain("…")})
     runs = pack(blocks, MAX_BLOCKS - len(buttons), lambda _: 1) if blocks else [[]]
     runs[-1].extend(buttons)
-    return [SlackMessage(_fallback(run), tuple(run)) for run in runs]
+    messages = [SlackMessage(_fallback(run), tuple(run)) for run in runs]
+    if mentions:  # the notification text names them too, so their phones ring
+        first = messages[0]
+        messages[0] = SlackMessage(f"{mentions} {first.text}", first.blocks)
+    return messages
 
 
 # ---- the adapter ------------------------------------------------------------------------------

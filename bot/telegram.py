@@ -31,6 +31,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.render import pack, split_long, utf16_len
 from skills.core import Button, Invocation, ProgressSink, Reply
+from skills.registry import menu
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +46,6 @@ CALLBACK_DATA_LIMIT = 64
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 WEBHOOK_PATH = "/telegram/webhook"
 ALLOWED_UPDATES = ("message", "callback_query")
-
-#: The command menu (setMyCommands): name and a short description, as the spec lists them.
-DEFAULT_COMMANDS: tuple[tuple[str, str], ...] = (
-    ("status", "Saúde do sistema, transações/min e aprovação"),
-    ("alertas", "Alertas ativos"),
-    ("anomalias", "Anomalias do período (ex.: /anomalias 2h)"),
-    ("metricas", "Uma métrica agora contra a linha de base"),
-    ("grafico", "Gráfico do período (ex.: /grafico 6h)"),
-    ("runbook", "Lista ou executa um runbook"),
-    ("silenciar", "Silencia um alerta (ex.: /silenciar ALVO 2h)"),
-    ("briefing", "Resumo do turno"),
-    ("incidente", "Abre ou lista incidentes"),
-    ("ajuda", "Comandos disponíveis"),
-)
-
 
 # ---- rendering --------------------------------------------------------------------------------
 
@@ -123,7 +109,22 @@ def render_html(reply: Reply, limit: int = TEXT_LIMIT) -> list[str]:
             run = run[:-1]
         if run:
             messages.append(_html(run))
-    return messages or ["…"]
+    messages = messages or ["…"]
+    mentions = _mentions(reply)
+    if mentions:
+        if utf16_len(messages[0]) + 2 + utf16_len(mentions) <= limit:
+            messages[0] = f"{messages[0]}\n\n{mentions}"
+        else:
+            messages.insert(0, mentions)
+    return messages
+
+
+def _mentions(reply: Reply) -> str:
+    """Inline mentions of the Telegram users a reply names (`tg://user?id=`), or ""."""
+    users = [u for u in reply.mentioned("telegram") if u.isdigit()]
+    if not users:
+        return ""
+    return "📣 " + " ".join(f'<a href="tg://user?id={u}">@{u}</a>' for u in users)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -190,7 +191,7 @@ class TelegramAdapter:
         handle: Handle,
         *,
         webhook_url: str | None = None,
-        commands: Sequence[tuple[str, str]] = DEFAULT_COMMANDS,
+        commands: Sequence[tuple[str, str]] | None = None,
         poll_timeout: float = 10.0,
         max_messages: int = 5,
         sleep: Sleep = asyncio.sleep,
@@ -202,7 +203,8 @@ class TelegramAdapter:
         self._secret = webhook_secret or ""
         self._handle = handle
         self._webhook_url = webhook_url
-        self._commands = tuple(commands)
+        # The command menu (setMyCommands) is the skill registry's, never a second list.
+        self._commands = tuple(menu("pt") if commands is None else commands)
         self._poll_timeout = poll_timeout
         self._max_messages = max(1, max_messages)
         self._sleep = sleep

@@ -6,7 +6,8 @@ import ctypes
 import gc
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -15,7 +16,7 @@ from detector.engine import Engine
 from detector.findings import Finding
 from skills.core import Clock
 from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
-from storage.store import Routing, Store
+from storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ LAG = timedelta(minutes=2)  # a minute is judged once the feed has had time to d
 CATCH_UP = timedelta(hours=2)  # after a long stop, judge at most this much of the past
 WATCHDOG_AFTER = timedelta(minutes=10)
 WATCHDOG_FINGERPRINT = "nightshift-watchdog-missing"
+IMPACT_MINUTES = 24 * 60  # minutes of expected vs observed approvals kept for impact
 
 
-def _record(finding: Finding, now: datetime) -> AnomalyRecord:
+def _record(finding: Finding, now: datetime, approvals_lost: float = 0.0) -> AnomalyRecord:
     return AnomalyRecord(
         key=finding.key,
         kind=finding.kind,
@@ -44,7 +46,23 @@ def _record(finding: Finding, now: datetime) -> AnomalyRecord:
         explanation_pt=finding.explanation_pt,
         explanation_en=finding.explanation_en,
         resolved=finding.resolved,
+        approvals_lost=round(approvals_lost, 1),
     )
+
+
+class Impact:
+    """Approvals expected and observed per judged minute, to tell what an episode cost."""
+
+    def __init__(self, size: int = IMPACT_MINUTES) -> None:
+        self._minutes: deque[tuple[datetime, float, float]] = deque(maxlen=size)
+
+    def add(self, minute: datetime, expected: float, observed: float) -> None:
+        self._minutes.append((minute, expected, observed))
+
+    def lost(self, start: datetime, end: datetime | None) -> float:
+        """Approvals expected minus observed over [start, end) (open: up to now), at least 0."""
+        total = sum(e - o for m, e, o in self._minutes if m >= start and (end is None or m < end))
+        return max(total, 0.0)
 
 
 def _by_minute(frame: pd.DataFrame, key: str) -> dict[datetime, dict[str, int]]:
@@ -82,14 +100,14 @@ class FeedWatch:
         store: Store,
         clock: Clock,
         engine: Engine | None = None,
-        notify: Callable[[Finding], Sequence[str]] | None = None,
         watchdog_after: timedelta = WATCHDOG_AFTER,
         after_warm: Callable[[], None] = release_freed_memory,
     ) -> None:
         self._store = store
         self._clock = clock
         self._engine = engine or Engine()
-        self._notify = notify
+        self._impact = Impact()
+        self._told: dict[str, float] = {}  # open finding → approvals lost as last stored
         self._watchdog_after = watchdog_after
         self._after_warm = after_warm
         self._last: datetime | None = None
@@ -121,22 +139,33 @@ class FeedWatch:
         codes = _by_minute(self._store.auth_codes_frame(start, until + MINUTE), "auth_code")
         merchants = _merchants(self._store.merchants_frame(start, until + MINUTE))
         changed: list[Finding] = []
+        volume = self._engine.config.volume_status
         minute = start
         while minute <= until:
-            changed.extend(
-                self._engine.step(
-                    minute, counts.get(minute, {}), codes.get(minute), merchants.get(minute)
-                )
-            )
+            row = counts.get(minute, {})
+            if row:  # a minute with no rows at all is a silent feed, not lost sales
+                expected, _ = self._engine.expectation(minute, volume)
+                self._impact.add(minute, expected, float(row.get(volume, 0)))
+            changed.extend(self._engine.step(minute, row, codes.get(minute), merchants.get(minute)))
             minute += MINUTE
         self._last = until
         changed.extend(self._engine.check_silence(now, self._store.last_minute(before=now)))
-        for finding in changed:
-            destinations = self._notify(finding) if self._notify is not None else ()
-            self._store.save_anomaly(_record(finding, now), notify=destinations)
+        latest = {f.key: f for f in changed}  # each changed episode as it stands now
+        # Open episodes cost more by the minute: stored again when their impact grew.
+        for finding in self._engine.open_findings:
+            grown = self._impact.lost(finding.start, None) - self._told.get(finding.key, 0.0)
+            if finding.key not in latest and grown >= 1.0:
+                latest[finding.key] = finding
+        for finding in latest.values():
+            lost = self._impact.lost(finding.start, finding.end)
+            self._store.save_anomaly(_record(finding, now, lost))
+            if finding.resolved:
+                self._told.pop(finding.key, None)
+            else:
+                self._told[finding.key] = lost
         return changed
 
-    def check_watchdog(self, route: Routing) -> list[AlertChange]:
+    def check_watchdog(self) -> list[AlertChange]:
         """Alertmanager's always-firing `Watchdog`: when it stops arriving, raise our own alert
         (and resolve it when it comes back). Silent until a Watchdog has been seen once."""
         now = self._clock.now()
@@ -160,4 +189,4 @@ class FeedWatch:
             ends_at=None if missing else now,
         )
         group = AlertGroup("nightshift", alert.status, "nightshift:watchdog", (alert,))
-        return self._store.apply_alert_group(group, now, route)
+        return self._store.apply_alert_group(group, now)

@@ -13,7 +13,9 @@ import pandas as pd
 from skills.baseline import DAYS, Reference, reference
 from skills.core import Invocation, Reply, Section, SkillContext
 from skills.formatting import clock, duration, number, percent, severity_icon
-from storage.records import AlertRecord, AnomalyRecord, AuditEntry, IncidentRecord
+from skills.incident import impact_of
+from skills.notices import incident_line
+from storage.records import AlertRecord, AnomalyRecord, AuditEntry, IncidentRecord, IncidentView
 from storage.store import Store
 
 DAY = timedelta(hours=24)
@@ -89,14 +91,6 @@ def worst_merchants(frame: pd.DataFrame, limit: int = 3) -> list[MerchantRate]:
     ]
 
 
-def _relevant_incidents(
-    incidents: Sequence[IncidentRecord], since: datetime
-) -> list[IncidentRecord]:
-    return [
-        i for i in incidents if i.closed_at is None or i.opened_at >= since or i.closed_at >= since
-    ]
-
-
 Hourly = dict[datetime, dict[str, int]]  # UTC start of an hour → transactions per status
 
 
@@ -151,7 +145,7 @@ def read_briefing(store: Store, now: datetime, tz: tzinfo) -> BriefingData:
         anomalies=store.anomalies(day_start, now),
         alert_counts=store.alert_counts_since(day_start),
         active_alerts=store.alerts(active_only=True),
-        incidents=_relevant_incidents(store.incidents(limit=100), day_start),
+        incidents=store.incidents(since=day_start, limit=200),
         merchants=worst_merchants(store.merchants_frame(night_start, now)),
         expected=expected,
     )
@@ -243,9 +237,26 @@ class HandoffData:
     previous: list[Episode]  # started in the same window on the NIGHTS previous days
     runbooks: list[AuditEntry]  # results in [start, end), oldest first
     incidents: list[IncidentRecord]  # opened or closed in the night, or still open
+    worst: list[IncidentView]  # the night's incidents, costliest first
+    escalations: list[tuple[int, datetime]]  # (incident, when) in the night
+    judged: tuple[int, int]  # detector incidents of the night, and how many judged false
+    judged_month: tuple[int, int]  # the same over the last 30 days
     active_alerts: list[AlertRecord]
     open_anomalies: list[AnomalyRecord]
     traffic: Traffic
+
+
+def costliest(views: Sequence[IncidentView]) -> list[IncidentView]:
+    """Incidents by what they cost (approvals lost), then severity, then how long they lasted."""
+
+    def lasted(view: IncidentView) -> float:
+        i = view.incident
+        return ((i.closed_at or i.last_activity or i.opened_at) - i.opened_at).total_seconds()
+
+    return sorted(
+        views,
+        key=lambda v: (-v.approvals_lost, v.incident.severity != "critical", -lasted(v)),
+    )
 
 
 def read_handoff(store: Store, start: datetime, end: datetime, lang: str) -> HandoffData:
@@ -264,9 +275,10 @@ def read_handoff(store: Store, start: datetime, end: datetime, lang: str) -> Han
     runs = [e for e in store.audit_entries("runbook.result", limit=500) if start <= e.at < end]
     incidents = [
         i
-        for i in store.incidents(limit=100)
-        if i.closed_at is None or start <= i.opened_at < end or start <= i.closed_at < end
+        for i in store.incidents(since=start, limit=500)
+        if i.is_open or start <= i.opened_at < end or (i.closed_at and start <= i.closed_at < end)
     ]
+    night_incidents = [i for i in incidents if start <= i.opened_at < end or i.is_open]
     return HandoffData(
         start=start,
         end=end,
@@ -274,6 +286,10 @@ def read_handoff(store: Store, start: datetime, end: datetime, lang: str) -> Han
         previous=[e for e in all_episodes if any(a <= e.start < b for a, b in windows)],
         runbooks=sorted(runs, key=lambda e: e.at),
         incidents=incidents,
+        worst=costliest(store.incident_views(night_incidents)),
+        escalations=[e for e in store.incident_events_since("escalated", start) if e[1] < end],
+        judged=store.judged(start),
+        judged_month=store.judged(end - timedelta(days=30)),
         active_alerts=store.alerts(active_only=True),
         open_anomalies=store.open_anomalies(),
         traffic=_traffic(store, start, end),
@@ -599,6 +615,40 @@ def runbook_lines(ctx: SkillContext, runs: Sequence[AuditEntry], now: datetime) 
     return [ctx.tr("🛠️ Runbooks executados:", "🛠️ Runbooks run:"), *_more(ctx, lines, len(runs))]
 
 
+def escalation_lines(
+    ctx: SkillContext, escalations: Sequence[tuple[int, datetime]], now: datetime
+) -> list[str]:
+    if not escalations:
+        return [ctx.tr("📣 Escalonamentos: nenhum", "📣 Escalations: none")]
+    shown = ", ".join(f"#{i} {clock(ctx, at, now)}" for i, at in escalations[:SHOWN])
+    more = len(escalations) - SHOWN
+    tail = ctx.tr(f" e mais {more}", f" and {more} more") if more > 0 else ""
+    return [
+        ctx.tr(
+            f"📣 Escalonamentos: {len(escalations)} ({shown}{tail})",
+            f"📣 Escalations: {len(escalations)} ({shown}{tail})",
+        )
+    ]
+
+
+def judgement_lines(ctx: SkillContext, night: tuple[int, int], month: tuple[int, int]) -> list[str]:
+    """How many detector incidents the operators judged false: the precision they saw."""
+    total, false = night
+    month_total, month_false = month
+    if not month_total:
+        return []
+    precision = percent(1 - month_false / month_total, ctx.lang, 0)
+    tonight = percent(1 - false / total, ctx.lang, 0) if total else "—"
+    return [
+        ctx.tr(
+            f"⚪ Falsos alarmes: {false} de {total} incidentes do detector (precisão {tonight}; "
+            f"30 dias: {precision}, {month_false} de {month_total})",
+            f"⚪ False alarms: {false} of {total} detector incidents (precision {tonight}; "
+            f"30 days: {precision}, {month_false} of {month_total})",
+        )
+    ]
+
+
 async def handoff_reply(
     ctx: SkillContext,
     now: datetime | None = None,
@@ -632,8 +682,15 @@ async def handoff_reply(
         ),
         *pending_lines(ctx, data.incidents, data.active_alerts, now),
     ]
+    impact = await ctx.read(impact_of, ctx)
+    worst = [incident_line(v, ctx.lang, ctx.tz, now, impact) for v in data.worst[:3]]
     sections = [
         Section(lines=tuple(_late_line(ctx, late_for, now))),
+        Section(
+            heading=ctx.tr("🔥 Os piores incidentes da noite", "🔥 The night's worst incidents"),
+            lines=tuple(f"   {line}" for line in worst)
+            or (ctx.tr("   Nenhum incidente.", "   No incidents."),),
+        ),
         Section(
             heading=ctx.tr(f"🌒 A noite ({span})", f"🌒 The night ({span})"),
             lines=tuple(
@@ -642,6 +699,8 @@ async def handoff_reply(
                 + listing(anomalies, "📈 Anomalias", "📈 Anomalies")
                 + runbook_lines(ctx, data.runbooks, now)
                 + incident_lines(ctx, data.incidents, now)
+                + escalation_lines(ctx, data.escalations, now)
+                + judgement_lines(ctx, data.judged, data.judged_month)
             ),
         ),
         Section(

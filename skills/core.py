@@ -91,6 +91,12 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     image: Image | None = None
     outcome: Outcome = "ok"
+    mentions: tuple[str, ...] = ()  # people to notify, as `platform:user_id`
+
+    def mentioned(self, platform: str) -> tuple[str, ...]:
+        """The user ids of the mentions on one platform."""
+        prefix = f"{platform}:"
+        return tuple(m[len(prefix) :] for m in self.mentions if m.startswith(prefix))
 
     def plain_text(self) -> str:
         """The reply as plain text: the console, `nightshift ask`, and the fallback text."""
@@ -102,6 +108,8 @@ class Reply:
                 parts.append("\n".join(block))
         if self.image is not None and self.image.caption:
             parts.append(self.image.caption)
+        if self.mentions:
+            parts.append("📣 " + " ".join(f"@{m}" for m in self.mentions))
         if self.buttons:
             parts.append("  ".join(f"[{b.label}: {b.action}]" for b in self.buttons))
         return "\n\n".join(parts)
@@ -169,6 +177,9 @@ class SkillContext:
     runbooks: RunbookService | None = None
     adapters: Callable[[], Sequence[tuple[str, str]]] = tuple  # (platform, state) for `status`
     skills: tuple[SkillSpec, ...] = ()
+    announce: Callable[[], Sequence[str]] = tuple  # where an incident opened by hand is told
+    avg_ticket: float | None = None  # NIGHTSHIFT_AVG_TICKET, when event amounts are missing
+    currency: str = "BRL"
 
     async def call(self, fn: Callable[..., T], /, *args: object) -> T:
         """Run blocking work (SQL, pandas) off the event loop."""

@@ -79,28 +79,48 @@ SKILLS: tuple[SkillSpec, ...] = (
         run=briefing.run_handoff,
     ),
     SkillSpec(
+        name="incidentes",
+        aliases=("incidents", "incidentes abertos", "open incidents"),
+        summary_pt="incidentes abertos, os piores primeiro: membros, impacto, ack, idade",
+        summary_en="open incidents, worst first: members, impact, ack, age",
+        usage="incidentes",
+        run=incident.run_list,
+    ),
+    SkillSpec(
         name="incidente",
-        aliases=("incident", "incidentes", "incidents"),
-        summary_pt="abre um incidente, lista os abertos, ou `incidente fechar N`",
-        summary_en="opens an incident, lists open ones, or `incident close N`",
-        usage="incidente [descrição]",
+        aliases=("incident",),
+        summary_pt="`incidente N` mostra um com a linha do tempo; `incidente <descrição>` abre "
+        "um à mão; `incidente fechar N` encerra",
+        summary_en="`incident N` shows one with its timeline; `incident <description>` opens "
+        "one by hand; `incident close N` closes one",
+        usage="incidente [N | descrição | fechar N]",
         run=incident.run,
+    ),
+    SkillSpec(
+        name="falso",
+        aliases=("false", "falso alarme", "false alarm"),
+        summary_pt="marca um incidente do detector como falso alarme (silencia o tipo por 1h)",
+        summary_en="marks a detector incident a false alarm (mutes that kind for 1h)",
+        usage="falso N",
+        run=incident.judge_false,
     ),
     SkillSpec(
         name="silenciar",
         aliases=("silence", "silenciar alerta", "mute"),
-        summary_pt="silencia um alerta no Alertmanager (id ou nome) ou um tipo de anomalia "
-        "(`tipo:métrica`) pela duração",
-        summary_en="silences an alert in Alertmanager (id or name) or an anomaly kind "
-        "(`kind:metric`) for the duration",
+        summary_pt="silencia um incidente (`#N`), um alerta no Alertmanager (id ou nome) ou um "
+        "tipo de anomalia (`tipo:métrica`) pela duração",
+        summary_en="silences an incident (`#N`), an alert in Alertmanager (id or name) or an "
+        "anomaly kind (`kind:metric`) for the duration",
         usage="silenciar ALVO DURAÇÃO [comentário]",
         run=silence.run,
     ),
     SkillSpec(
         name="ack",
         aliases=("reconhecer", "acknowledge"),
-        summary_pt="registra que você está cuidando do alerta; edita as mensagens enviadas",
-        summary_en="records that you are on the alert; edits the messages already sent",
+        summary_pt="você está cuidando do incidente (`#N`, ou id/nome de um alerta dele): para o "
+        "escalonamento e edita as mensagens",
+        summary_en="you are on the incident (`#N`, or one of its alerts' id/name): stops its "
+        "escalation and edits its messages",
         usage="ack ALVO",
         run=silence.ack,
     ),
@@ -137,3 +157,8 @@ SKILLS: tuple[SkillSpec, ...] = (
         run=help.run,
     ),
 )
+
+
+def menu(lang: str) -> list[tuple[str, str]]:
+    """(name, summary) of every skill, as a chat's command menu lists them."""
+    return [(s.name, (s.summary_pt if lang == "pt" else s.summary_en)[:256]) for s in SKILLS]

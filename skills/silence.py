@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from skills.core import Invocation, Reply, Section, SkillContext, SkillError
 from skills.formatting import clock
+from skills.incident import incident_number
 from skills.periods import parse_period
 from storage.records import AlertRecord
-from storage.store import Store
 
 _EXPIRY = re.compile(r"\s@(\d{9,11})\s*$")
 MAX_SILENCE = timedelta(days=7)
@@ -42,20 +42,9 @@ def _one_alert(ctx: SkillContext, found: list[AlertRecord], target: str) -> Aler
     return found[0]
 
 
-def muted_until(store: Store, kind: str, metric: str, now: datetime) -> datetime | None:
-    """Until when a finding kind is silenced (None: it is not)."""
-    for key in (f"mute:{kind}:{metric}", f"mute:{kind}:*"):
-        value = store.get_state(key)
-        if value and datetime.fromisoformat(value) > now:
-            return datetime.fromisoformat(value)
-    return None
-
-
 async def _mute_finding(ctx: SkillContext, inv: Invocation, target: str, until: datetime) -> Reply:
     kind, _, metric = target.partition(":")
-    await ctx.call(
-        ctx.store.set_state, f"mute:{kind}:{metric or '*'}", until.isoformat(), ctx.clock.now()
-    )
+    await ctx.call(ctx.store.mute, kind, metric or "*", until, ctx.clock.now())
     await ctx.call(
         ctx.store.record_audit,
         inv.actor,
@@ -69,6 +58,75 @@ async def _mute_finding(ctx: SkillContext, inv: Invocation, target: str, until: 
             f"🔇 Anomalias `{target}` silenciadas até {clock(ctx, until)}.",
             f"🔇 `{target}` anomalies silenced until {clock(ctx, until)}.",
         )
+    )
+
+
+def common_labels(alerts: list[AlertRecord]) -> dict[str, str]:
+    """The labels every one of the alerts has, with the same value."""
+    shared = dict(alerts[0].labels)
+    for alert in alerts[1:]:
+        shared = {k: v for k, v in shared.items() if alert.labels.get(k) == v}
+    return shared
+
+
+async def _silence_incident(
+    ctx: SkillContext, inv: Invocation, number: int, until: datetime, comment: str
+) -> Reply:
+    """Silence a whole incident: an Alertmanager silence per alert name (the labels its firing
+    alerts share), its finding kinds muted, and its escalation stopped."""
+    view = await ctx.read(ctx.store.incident_view, number)
+    if view is None:
+        raise SkillError(ctx.tr(f"Incidente #{number} não existe.", f"No incident #{number}."))
+    alerts = await ctx.call(ctx.store.incident_alerts, number)
+    if alerts and ctx.alertmanager is None and not view.findings:
+        raise SkillError(
+            ctx.tr(
+                "ALERTMANAGER_URL não está configurado: não há onde silenciar os alertas.",
+                "ALERTMANAGER_URL is not set: there is nowhere to silence the alerts.",
+            )
+        )
+    now = ctx.clock.now()
+    by_name: dict[str, list[AlertRecord]] = {}
+    for alert in alerts:
+        by_name.setdefault(alert.alertname, []).append(alert)
+    made: list[str] = []
+    if ctx.alertmanager is not None:
+        for same in by_name.values():
+            labels = common_labels(same)
+            matchers = [
+                {"name": k, "value": v, "isRegex": False, "isEqual": True}
+                for k, v in sorted(labels.items())
+            ]
+            try:
+                made.append(
+                    await ctx.alertmanager.create_silence(matchers, now, until, inv.actor, comment)
+                )
+            except Exception as error:
+                raise SkillError(
+                    ctx.tr(
+                        f"O Alertmanager recusou o silêncio: {error}",
+                        f"Alertmanager refused the silence: {error}",
+                    )
+                ) from error
+    kinds = await ctx.call(ctx.store.finding_kinds, number)
+    for kind, metric in kinds:
+        await ctx.call(ctx.store.mute, kind, metric, until, now)
+    await ctx.call(ctx.store.silence_incident, number, inv.actor, until, now)
+    await ctx.call(
+        ctx.store.record_audit,
+        inv.actor,
+        "silence.incident",
+        {"id": number, "until": until.isoformat(), "silences": made, "muted": kinds},
+        "ok",
+        now,
+    )
+    lines = [f"silence {s}" for s in made] + [f"{k}:{m}" for k, m in kinds]
+    return Reply(
+        title=ctx.tr(
+            f"🔇 Incidente #{number} silenciado até {clock(ctx, until)}.",
+            f"🔇 Incident #{number} silenced until {clock(ctx, until)}.",
+        ),
+        sections=(Section(lines=tuple(lines)),) if lines else (),
     )
 
 
@@ -90,6 +148,11 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     until = now + span
     if ":" in target:
         return await _mute_finding(ctx, inv, target, until)
+    number = incident_number(ctx, target)
+    known = await ctx.call(ctx.store.incident, number) if number is not None else None
+    if number is not None and (target.startswith("#") or known is not None):
+        comment = words[2] if len(words) > 2 else f"nightshift: {inv.actor}"
+        return await _silence_incident(ctx, inv, number, until, comment)
     alert = _one_alert(ctx, await ctx.call(ctx.store.find_alerts, target), target)
     if ctx.alertmanager is None:
         raise SkillError(
@@ -144,27 +207,57 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
 
 
 async def ack(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
+    """`ack ALVO`: an incident (`#12`), or the incident of an alert (id or name)."""
     target = _expiry(ctx, args).split(maxsplit=1)[0] if args.strip() else ""
     if not target:
         raise SkillError(
             ctx.tr(
-                "Uso: `ack ALVO` (id ou nome do alerta).", "Usage: `ack TARGET` (alert id or name)."
+                "Uso: `ack ALVO` (número do incidente, ou id ou nome do alerta).",
+                "Usage: `ack TARGET` (incident number, or alert id or name).",
             )
         )
-    alert = _one_alert(ctx, await ctx.call(ctx.store.find_alerts, target), target)
     now = ctx.clock.now()
-    await ctx.call(ctx.store.ack_alert, alert.fingerprint, inv.actor, now)
+    number = incident_number(ctx, target)
+    incident = await ctx.call(ctx.store.incident, number) if number is not None else None
+    alert: AlertRecord | None = None
+    if incident is None:
+        if target.startswith("#"):
+            raise SkillError(ctx.tr(f"Incidente {target} não existe.", f"No incident {target}."))
+        alert = _one_alert(ctx, await ctx.call(ctx.store.find_alerts, target), target)
+        incident = await ctx.call(ctx.store.incident_of, "alert", alert.fingerprint)
+    if incident is None or not incident.is_open:
+        assert alert is not None  # noqa: S101 - an incident number always finds its incident
+        await ctx.call(ctx.store.ack_alert, alert.fingerprint, inv.actor, now)
+        await ctx.call(
+            ctx.store.record_audit,
+            inv.actor,
+            "alert.ack",
+            {"fingerprint": alert.fingerprint},
+            "ok",
+            now,
+        )
+        return Reply(
+            title=ctx.tr(
+                f"👀 {alert.alertname}: reconhecido por {inv.actor}.",
+                f"👀 {alert.alertname}: acknowledged by {inv.actor}.",
+            )
+        )
+    first = await ctx.call(ctx.store.ack_incident, incident.id, inv.actor, now)
     await ctx.call(
-        ctx.store.record_audit,
-        inv.actor,
-        "alert.ack",
-        {"fingerprint": alert.fingerprint},
-        "ok",
-        now,
+        ctx.store.record_audit, inv.actor, "incident.ack", {"id": incident.id}, "ok", now
     )
+    if not first:
+        return Reply(
+            title=ctx.tr(
+                f"👀 Incidente #{incident.id} já reconhecido por {incident.acked_by}.",
+                f"👀 Incident #{incident.id} already acknowledged by {incident.acked_by}.",
+            )
+        )
     return Reply(
         title=ctx.tr(
-            f"👀 {alert.alertname}: reconhecido por {inv.actor}.",
-            f"👀 {alert.alertname}: acknowledged by {inv.actor}.",
+            f"👀 Incidente #{incident.id} ({incident.title}): reconhecido por {inv.actor}; "
+            "escalonamento parado.",
+            f"👀 Incident #{incident.id} ({incident.title}): acknowledged by {inv.actor}; "
+            "escalation stopped.",
         )
     )

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from skills.baseline import Window, recent
 from skills.core import Invocation, Reply, Section, SkillContext
 from skills.formatting import ago, duration, number, percent, severity_icon
-from storage.records import AlertRecord, AnomalyRecord, IncidentRecord
+from skills.incident import worst_first
+from skills.notices import headline
+from storage.records import AlertRecord, IncidentRecord, IncidentView
 from storage.store import Store
 
 LATE_AFTER = timedelta(minutes=5)
@@ -20,8 +22,8 @@ class Snapshot:
     store_ok: bool
     last_minute: datetime | None
     window: Window
-    anomalies_last_hour: list[AnomalyRecord]
-    open_anomalies: list[AnomalyRecord]
+    open_incidents: list[IncidentView]  # worst first
+    incidents_last_hour: int
     alerts: list[AlertRecord]
     last_incident: IncidentRecord | None
     missed_briefing: str | None
@@ -30,13 +32,15 @@ class Snapshot:
 def take_snapshot(store: Store, now: datetime) -> Snapshot:
     """Everything `status` shows, read in one go (blocking: run it in a thread)."""
     last = store.last_minute(before=now)
+    hour = store.incidents(since=now - timedelta(hours=1), limit=500)
+    open_ones = [i for i in hour if i.is_open]  # `since` includes every open incident
     return Snapshot(
         now=now,
         store_ok=store.ping(),
         last_minute=last,
         window=recent(store, now),
-        anomalies_last_hour=store.anomalies(now - timedelta(hours=1), now),
-        open_anomalies=store.open_anomalies(),
+        open_incidents=worst_first(store.incident_views(open_ones)),
+        incidents_last_hour=sum(1 for i in hour if i.opened_at >= now - timedelta(hours=1)),
         alerts=store.alerts(active_only=True),
         last_incident=next(iter(store.incidents(limit=1)), None),
         missed_briefing=store.get_state("briefing_missed"),
@@ -111,29 +115,37 @@ def _alert_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     ]
 
 
-def _anomaly_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
-    n_hour, n_open = len(snap.anomalies_last_hour), len(snap.open_anomalies)
+def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    """Incidents, not findings: one fire with several symptoms counts once."""
+    open_ones = snap.open_incidents
+    critical = sum(1 for v in open_ones if v.incident.severity == "critical")
     lines = [
         ctx.tr(
-            f"📈 Anomalias na última hora: {n_hour} ({n_open} abertas)",
-            f"📈 Anomalies in the last hour: {n_hour} ({n_open} open)",
+            f"🔥 Incidentes abertos: {len(open_ones)} ({critical} críticos); "
+            f"{snap.incidents_last_hour} na última hora",
+            f"🔥 Open incidents: {len(open_ones)} ({critical} critical); "
+            f"{snap.incidents_last_hour} in the last hour",
         )
     ]
-    for anomaly in snap.open_anomalies[:3]:
-        text = anomaly.explanation_pt if ctx.lang == "pt" else anomaly.explanation_en
-        lines.append(f"   {severity_icon(anomaly.severity)} {text}")
-    return lines
-
-
-def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    for view in open_ones[:3]:
+        i = view.incident
+        care = (
+            ctx.tr(f"👀 {i.acked_by}", f"👀 {i.acked_by}")
+            if i.acked_by
+            else ctx.tr("sem ack", "not acked")
+        )
+        lines.append(
+            f"   #{i.id} {severity_icon(i.severity)} {headline(view, ctx.lang)} · "
+            f"{ago(ctx, i.opened_at)} · {care}"
+        )
+    if len(open_ones) > 3:
+        lines.append(ctx.tr("   … veja `incidentes`", "   … see `incidents`"))
     incident = snap.last_incident
-    if incident is None:
-        return [ctx.tr("📋 Último incidente: nenhum registrado", "📋 Last incident: none recorded")]
-    state = (
-        ctx.tr("aberto", "open") if incident.closed_at is None else ctx.tr("encerrado", "closed")
-    )
-    detail = f"#{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})"
-    return [ctx.tr(f"📋 Último incidente: {detail}", f"📋 Last incident: {detail}")]
+    if incident is not None and not incident.is_open:
+        state = ctx.tr("encerrado", "closed")
+        detail = f"#{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})"
+        lines.append(ctx.tr(f"📋 Último incidente: {detail}", f"📋 Last incident: {detail}"))
+    return lines
 
 
 def _system_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
@@ -159,7 +171,7 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     local_now = ctx.local(snap.now).strftime("%H:%M")
     healthy = (
         snap.store_ok
-        and not snap.open_anomalies
+        and not any(v.incident.severity == "critical" or v.findings for v in snap.open_incidents)
         and not any(a.severity == "critical" for a in snap.alerts)
         and snap.last_minute is not None
         and snap.now - snap.last_minute <= LATE_AFTER + timedelta(minutes=1)
@@ -169,7 +181,7 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
         title=f"{'🟢' if healthy else '🔴'} nightshift · {head} · {local_now}",
         sections=(
             Section(lines=tuple(_feed_lines(ctx, snap) + _traffic_lines(ctx, snap))),
-            Section(lines=tuple(_anomaly_lines(ctx, snap) + _alert_lines(ctx, snap))),
-            Section(lines=tuple(_incident_lines(ctx, snap) + _system_lines(ctx, snap))),
+            Section(lines=tuple(_incident_lines(ctx, snap) + _alert_lines(ctx, snap))),
+            Section(lines=tuple(_system_lines(ctx, snap))),
         ),
     )

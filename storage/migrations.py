@@ -14,7 +14,20 @@ from datetime import datetime
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    String,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 
 from storage import schema
 
@@ -28,9 +41,64 @@ def _v2_outbox(op: Operations) -> None:
     schema.deliveries.create(bind)
 
 
+def _v3_incidents(op: Operations) -> None:
+    """Version 3: incidents as the unit the operator sees.
+
+    The manual incidents table gains a source, severity, state, ack, silence and escalation;
+    members, keys, timeline, the correlator's inbox and the per-destination cards are new;
+    findings keep the approvals they cost. Alert and finding messages still queued in the
+    outbox are superseded by incident cards (marked merged, not sent).
+    """
+    bind = op.get_bind()
+    i = schema.incidents
+    for column in (
+        Column("source", String(16), nullable=False, server_default="manual"),
+        Column("severity", String(32), nullable=False, server_default="warning"),
+        Column("state", String(16), nullable=False, server_default="open"),
+        Column("resolution", String(16), nullable=True),
+        Column("last_activity", schema.UTCDateTime, nullable=True),
+        Column("acked_by", String(256), nullable=True),
+        Column("acked_at", schema.UTCDateTime, nullable=True),
+        Column("silenced_by", String(256), nullable=True),
+        Column("silenced_until", schema.UTCDateTime, nullable=True),
+        Column("escalations", Integer, nullable=False, server_default="0"),
+        Column("escalate_at", schema.UTCDateTime, nullable=True),
+    ):
+        op.add_column(i.name, column)
+    op.create_index("ix_incidents_state", i.name, ["state"])
+    bind.execute(
+        update(i)
+        .where(i.c.closed_at.is_not(None))
+        .values(state="resolved", resolution="closed", last_activity=i.c.closed_at)
+    )
+    bind.execute(update(i).where(i.c.closed_at.is_(None)).values(last_activity=i.c.opened_at))
+    for table in (
+        schema.incident_members,
+        schema.incident_keys,
+        schema.incident_events,
+        schema.incident_inbox,
+        schema.cards,
+    ):
+        table.create(bind)
+    op.add_column(
+        schema.anomalies.name, Column("approvals_lost", Float, nullable=False, server_default="0")
+    )
+    d, n = schema.deliveries, schema.notifications
+    bind.execute(
+        update(d)
+        .where(
+            d.c.status == "pending",
+            d.c.notification_id.in_(
+                select(n.c.id).where(n.c.subject_kind.in_(("alert", "finding")))
+            ),
+        )
+        .values(status="merged", error="superseded by incident cards (schema 3)")
+    )
+
+
 # Version N is reached by running MIGRATIONS[N - 2]; version 1 is the first released schema.
 # Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_v2_outbox,)
+MIGRATIONS: tuple[Migration, ...] = (_v2_outbox, _v3_incidents)
 
 HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL

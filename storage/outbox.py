@@ -125,11 +125,20 @@ LEASED = ("id", "notification_id", "destination", "attempts")
 
 _DUE = (
     "SELECT {columns} FROM deliveries WHERE status = 'pending' AND next_at <= {m} "
-    "AND (claimed_until IS NULL OR claimed_until < {m}) ORDER BY id LIMIT {m}"
+    "AND (claimed_until IS NULL OR claimed_until < {m}){where} ORDER BY id LIMIT {m}"
 )
 
 
-def lease(conn: Connection, now: datetime, term: timedelta, limit: int) -> list[Leased]:
+def _due(columns: str, mark: str, destination: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The due-deliveries query (all, or one destination's) and the destination parameter."""
+    if destination is None:
+        return _DUE.format(columns=columns, m=mark, where=""), ()
+    return _DUE.format(columns=columns, m=mark, where=f" AND destination = {mark}"), (destination,)
+
+
+def lease(
+    conn: Connection, now: datetime, term: timedelta, limit: int, destination: str | None = None
+) -> list[Leased]:
     """SQLite: lease due deliveries, oldest first, to the caller until now + term (see
     `claimed`). Plain SQL at the driver: a pass under a storm claims thousands of rows, and
     this runs under the write lock.
@@ -145,10 +154,10 @@ def lease(conn: Connection, now: datetime, term: timedelta, limit: int) -> list[
     until = bulk.bound(conn, d, "claimed_until", now + term)
     conn.exec_driver_sql("UPDATE deliveries SET id = id WHERE 0")
     columns = ", ".join(LEASED)
+    due, where = _due(columns, "?", destination)
     found = conn.exec_driver_sql(
-        f"SELECT json_group_array(json_array({columns})) "  # noqa: S608 - our names
-        f"FROM ({_DUE.format(columns=columns, m='?')})",
-        (at, at, limit),
+        f"SELECT json_group_array(json_array({columns})) FROM ({due})",  # noqa: S608
+        (at, at, *where, limit),
     ).scalar_one()
     rows = json.loads(found)
     if rows:
@@ -174,7 +183,9 @@ def claimed(conn: Connection, leased: Sequence[Leased]) -> list[Delivery]:
     return _deliveries([(*lease, *notes[lease[1]]) for lease in leased], read_body)
 
 
-def lease_claimed(conn: Connection, now: datetime, term: timedelta, limit: int) -> list[Delivery]:
+def lease_claimed(
+    conn: Connection, now: datetime, term: timedelta, limit: int, destination: str | None = None
+) -> list[Delivery]:
     """PostgreSQL: `lease` and `claimed` in one statement, which in a pipelined transaction
     (`bulk.pipelined`) is one round trip. One UPDATE takes the lease, the due rows locked with
     SKIP LOCKED so two replicas never take the same one, and returns the rows joined with their
@@ -184,7 +195,7 @@ def lease_claimed(conn: Connection, now: datetime, term: timedelta, limit: int) 
     at = bulk.bound(conn, d, "next_at", now)
     until = bulk.bound(conn, d, "claimed_until", now + term)
     notes = ", ".join(f"n.{c}" for c in _NOTIFICATION[1:-1])
-    due = _DUE.format(columns="id", m="%s")
+    due, where = _due("id", "%s", destination)
     returned = ", ".join(LEASED)
     sql = (
         f"WITH leased AS (UPDATE deliveries SET claimed_until = %s WHERE id IN ({due} "  # noqa: S608
@@ -192,7 +203,7 @@ def lease_claimed(conn: Connection, now: datetime, term: timedelta, limit: int) 
         f"SELECT {', '.join(f'l.{c}' for c in LEASED)}, {notes}, n.body::text "
         "FROM leased AS l JOIN notifications AS n ON n.id = l.notification_id ORDER BY l.id"
     )
-    (rows,) = bulk.fetch(conn, bulk.Query(sql, (until, at, at, limit)))
+    (rows,) = bulk.fetch(conn, bulk.Query(sql, (until, at, at, *where, limit)))
     return _deliveries(rows, json.loads)
 
 

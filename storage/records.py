@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +90,77 @@ class AnomalyRecord:
     explanation_pt: str
     explanation_en: str
     resolved: bool
+    approvals_lost: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentRecord:
+    """One fire as the operator sees it (see `storage.incidents`)."""
+
     id: int
     title: str
     opened_by: str
     opened_at: datetime
     closed_by: str | None = None
     closed_at: datetime | None = None
+    source: str = "manual"  # alerts | feed | manual
+    severity: str = "warning"
+    state: str = "open"  # open | resolved
+    resolution: str | None = None  # resolved | closed | false
+    last_activity: datetime | None = None
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    silenced_by: str | None = None
+    silenced_until: datetime | None = None
+    escalations: int = 0
+    escalate_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberGroup:
+    """The members of an incident that share a name: an alert name, or a finding's kind:metric."""
+
+    kind: str  # alert | finding
+    name: str
+    severity: str
+    firing: int
+    resolved: int
+    spread: tuple[str, str] | None = None  # the first and last value of the label that differs
+    summary: str = ""  # an alert's summary, or a finding's explanation (pt)
+    summary_en: str = ""
+    runbook: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.firing + self.resolved
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    event: str  # opened | joined | acked | escalated | silenced | resolved | false | ...
+    actor: str
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    """An incident with what a card, `incidente N` or the handoff shows of it."""
+
+    incident: IncidentRecord
+    members: tuple[MemberGroup, ...]
+    approvals_lost: float
+    findings: tuple[str, ...] = ()  # the finding keys (for mutes and impact)
+    alerts_firing: int = 0
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @property
+    def id(self) -> int:
+        return self.incident.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +178,47 @@ class IngestResult:
 
     accepted: int
     new_events: int
+
+
+def alert_from_row(row: Mapping[Any, Any]) -> AlertRecord:
+    """An `alerts` row as a record."""
+    return AlertRecord(
+        fingerprint=row["fingerprint"],
+        alertname=row["alertname"],
+        status=row["status"],
+        severity=row["severity"],
+        labels=dict(row["labels"] or {}),
+        annotations=dict(row["annotations"] or {}),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        generator_url=row["generator_url"],
+        receiver=row["receiver"],
+        group_key=row["group_key"],
+        first_received=row["first_received"],
+        last_received=row["last_received"],
+        changed_at=row["changed_at"],
+        acked_by=row["acked_by"],
+        acked_at=row["acked_at"],
+    )
+
+
+def anomaly_from_row(row: Mapping[Any, Any]) -> AnomalyRecord:
+    """An `anomalies` row as a record."""
+    return AnomalyRecord(
+        key=row["key"],
+        kind=row["kind"],
+        metric=row["metric"],
+        statuses=tuple(row["statuses"] or ()),
+        start=row["start"],
+        end=row["end"],
+        detected_at=row["detected_at"],
+        updated_at=row["updated_at"],
+        severity=row["severity"],
+        score=float(row["score"]),
+        expected=float(row["expected"]),
+        observed=float(row["observed"]),
+        explanation_pt=row["explanation_pt"],
+        explanation_en=row["explanation_en"],
+        resolved=bool(row["resolved"]),
+        approvals_lost=float(row.get("approvals_lost") or 0.0),
+    )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 
 
@@ -136,9 +137,13 @@ anomalies = Table(
     Column("explanation_pt", Text, nullable=False),
     Column("explanation_en", Text, nullable=False),
     Column("resolved", Boolean, nullable=False),
+    # Version 3: approvals the episode cost so far (expected minus observed, summed per minute).
+    Column("approvals_lost", Float, nullable=False, server_default="0"),
     Index("ix_anomalies_start", "start"),
 )
 
+# An incident joins what belongs to one fire: alerts, detector findings, or an operator's report
+# (schema version 3 widened the version 1 table of manual incidents into this).
 incidents = Table(
     "incidents",
     metadata,
@@ -148,6 +153,100 @@ incidents = Table(
     Column("opened_at", UTCDateTime, nullable=False),
     Column("closed_by", String(256), nullable=True),
     Column("closed_at", UTCDateTime, nullable=True),
+    Column("source", String(16), nullable=False, server_default="manual"),  # alerts|feed|manual
+    Column("severity", String(32), nullable=False, server_default="warning"),
+    Column("state", String(16), nullable=False, server_default="open"),  # open | resolved
+    Column("resolution", String(16), nullable=True),  # resolved | closed | false
+    Column("last_activity", UTCDateTime, nullable=True),
+    Column("acked_by", String(256), nullable=True),
+    Column("acked_at", UTCDateTime, nullable=True),
+    Column("silenced_by", String(256), nullable=True),
+    Column("silenced_until", UTCDateTime, nullable=True),
+    Column("escalations", Integer, nullable=False, server_default="0"),
+    Column("escalate_at", UTCDateTime, nullable=True),
+    Index("ix_incidents_state", "state"),
+)
+
+# What an incident is made of: alerts (by fingerprint) and findings (by key).
+incident_members = Table(
+    "incident_members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # alert | finding
+    Column("key", String(128), nullable=False),  # fingerprint or finding key
+    Column("name", String(ALERTNAME_WIDTH), nullable=False),  # alertname, or kind:metric
+    Column("severity", String(SEVERITY_WIDTH), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("joined_at", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("incident_id", "kind", "key", name="uq_incident_member"),
+    Index("ix_incident_members_key", "kind", "key"),
+)
+
+# The keys an open incident answers to (a group, a label value, an alert name): what the
+# correlation rules look up, one row per key however many members share it.
+incident_keys = Table(
+    "incident_keys",
+    metadata,
+    Column("incident_id", Integer, primary_key=True),
+    Column("key", String(512), primary_key=True),
+)
+
+# An incident's timeline: opened, joined, acked, escalated, silenced, resolved, ...
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_incident_events_incident", "incident_id"),
+)
+
+# Alert and finding changes not yet joined to an incident: written with the change, taken (and
+# deleted) by the correlator in one transaction, so none is lost or joined twice.
+incident_inbox = Table(
+    "incident_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # alert | finding
+    Column("key", String(128), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("at", UTCDateTime, nullable=False),
+)
+
+# One message per incident per destination (or one "N more incidents" roll-up): `wanted` counts
+# the incident's changes, `shown` the last one the message shows; it is due while they differ.
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # incident | rollup
+    Column("incident_id", Integer, nullable=True),  # NULL for a roll-up
+    Column("destination", String(160), nullable=False),
+    Column("rollup_id", Integer, nullable=True),  # an incident told inside this roll-up
+    Column("message_ref", String(64), nullable=True),
+    Column("wanted", Integer, nullable=False),
+    Column("shown", Integer, nullable=False),
+    Column("resolved_told", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),  # active | failed
+    Column("attempts", Integer, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("posted_at", UTCDateTime, nullable=True),
+    UniqueConstraint("incident_id", "destination", name="uq_card_once"),
+    # Only the due cards are indexed: a pass reads those, whatever the history holds.
+    Index(
+        "ix_cards_due",
+        "destination",
+        postgresql_where=text("wanted > shown"),
+        sqlite_where=text("wanted > shown"),
+    ),
 )
 
 audit = Table(

@@ -25,7 +25,6 @@ import pandas as pd
 from sqlalchemy import (
     Connection,
     Engine,
-    RowMapping,
     Table,
     and_,
     case,
@@ -43,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from storage import bulk, outbox, schema
+from storage import bulk, cards, incidents, outbox, schema
 from storage.feed import FeedBatch
 from storage.migrations import SchemaTooNewError, migrate
 from storage.records import (
@@ -53,7 +52,10 @@ from storage.records import (
     AnomalyRecord,
     AuditEntry,
     IncidentRecord,
+    IncidentView,
     IngestResult,
+    alert_from_row,
+    anomaly_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -61,11 +63,15 @@ log = logging.getLogger(__name__)
 _CHUNK = 2000
 _VALUES_ROWS = 250  # rows of one multi-row upsert: 750 parameters, under every limit
 _CLAIM_CHUNK = 500
-Routing = Callable[[str], Sequence[str]]  # severity → destinations
 
 
 class StorageError(Exception):
     """The store could not do what was asked; the message is safe to show."""
+
+
+def mute_key(kind: str, metric: str) -> str:
+    """The state key of a finding kind's mute on a metric (`*`: every metric)."""
+    return f"mute:{kind}:{metric}"
 
 
 def _epoch(when: datetime) -> int:
@@ -322,6 +328,19 @@ class Store:
             }
         )
 
+    def average_ticket(self, start: datetime, end: datetime) -> float | None:
+        """The average amount of approved events in [start, end), None without amounts."""
+        e = schema.events
+        query = select(func.avg(e.c.amount)).where(
+            e.c.status == "approved",
+            e.c.amount.is_not(None),
+            e.c.minute >= _epoch(start),
+            e.c.minute < _epoch(end),
+        )
+        with self._read() as conn:
+            value = conn.execute(query).scalar()
+        return None if value is None else float(value)
+
     def totals_by_status(self, start: datetime, end: datetime) -> dict[str, int]:
         """Transactions per status with start <= minute < end."""
         c = schema.counts
@@ -439,46 +458,37 @@ class Store:
 
     # -- alerts -------------------------------------------------------------------------------
 
-    def apply_alert_group(
-        self, group: AlertGroup, now: datetime, route: Routing | None = None
-    ) -> list[AlertChange]:
+    def apply_alert_group(self, group: AlertGroup, now: datetime) -> list[AlertChange]:
         """Store a webhook's alerts; returns the state changes (none for a re-sent group).
 
-        With `route` (severity → destinations), each firing or resolution is queued in the outbox
-        in the same transaction, so it is told exactly once per destination.
+        Each firing or resolution is also put in the incidents' inbox in the same transaction,
+        so the correlator joins it to an incident exactly once (`correlate`).
         """
-        return self.apply_alert_groups([(group, now)], route)[0]
+        return self.apply_alert_groups([(group, now)])[0]
 
     def apply_alert_groups(
-        self, groups: Sequence[tuple[AlertGroup, datetime]], route: Routing | None = None
+        self, groups: Sequence[tuple[AlertGroup, datetime]]
     ) -> list[list[AlertChange]]:
         """Several webhooks in one transaction (a group commit), each with the time it came in:
         the same rows and changes as applying them one by one in this order, in a handful of
         statements instead of several per alert."""
         with self._write(pipelined=True) as conn:
-            known, ids = self._alert_states(conn, groups, route)
-            plan = _AlertPlan(known, route)
+            plan = _AlertPlan(self._alert_states(conn, groups))
             changes = [plan.apply(group, now) for group, now in groups]
-            plan.write(conn, ids)
+            plan.write(conn)
         return changes
 
     @staticmethod
     def _alert_states(
-        conn: Connection, groups: Sequence[tuple[AlertGroup, datetime]], route: Routing | None
-    ) -> tuple[dict[str, str], list[int] | None]:
-        """The stored status of each alert in `groups` and, on PostgreSQL, ids reserved for
-        their notifications: both in one round trip (the writes and the commit take one more;
-        see `bulk.pipelined`). An alert gives at most one notification, so as many ids as
-        alerts are reserved, the unused ones left as gaps."""
+        conn: Connection, groups: Sequence[tuple[AlertGroup, datetime]]
+    ) -> dict[str, str]:
+        """The stored status of each alert in `groups`, in one round trip."""
         fingerprints = list({a.fingerprint: None for g, _ in groups for a in g.alerts})
         states = bulk.select_in_queries(
             conn, schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints
         )
-        alerts = sum(len(group.alerts) for group, _ in groups) if route is not None else 0
-        reserve = bulk.reserve_query(conn, schema.notifications, alerts) if alerts else None
-        found = bulk.fetch(conn, *states, *([reserve] if reserve is not None else []))
-        known = {str(f): str(status) for rows in found[: len(states)] for f, status in rows}
-        return known, bulk.taken(found[-1]) if reserve is not None else None
+        found = bulk.fetch(conn, *states)
+        return {str(f): str(status) for rows in found for f, status in rows}
 
     def alerts(self, *, active_only: bool = True, limit: int = 200) -> list[AlertRecord]:
         """Alerts, newest change first; active means firing."""
@@ -487,7 +497,7 @@ class Store:
         if active_only:
             query = query.where(a.c.status == "firing")
         with self._read() as conn:
-            return [_alert(row._mapping) for row in conn.execute(query)]
+            return [alert_from_row(row._mapping) for row in conn.execute(query)]
 
     def worst_firing(self, limit: int = 10) -> tuple[int, list[AlertRecord]]:
         """How many alerts are firing, and the `limit` worst: critical, then warning, then the
@@ -500,13 +510,13 @@ class Store:
             rows = conn.execute(
                 select(a).where(firing).order_by(rank, a.c.alertname, a.c.fingerprint).limit(limit)
             )
-            return count, [_alert(row._mapping) for row in rows]
+            return count, [alert_from_row(row._mapping) for row in rows]
 
     def alert(self, fingerprint: str) -> AlertRecord | None:
         a = schema.alerts
         with self._read() as conn:
             row = conn.execute(select(a).where(a.c.fingerprint == fingerprint)).first()
-        return None if row is None else _alert(row._mapping)
+        return None if row is None else alert_from_row(row._mapping)
 
     def find_alerts(self, target: str) -> list[AlertRecord]:
         """Alerts whose fingerprint starts with `target` or whose alertname is `target`."""
@@ -524,30 +534,16 @@ class Store:
             .limit(50)
         )
         with self._read() as conn:
-            return [_alert(row._mapping) for row in conn.execute(query)]
+            return [alert_from_row(row._mapping) for row in conn.execute(query)]
 
     def ack_alert(self, fingerprint: str, who: str, now: datetime) -> bool:
-        """Record who acknowledged; every message already sent about it is queued for an edit."""
+        """Record who acknowledged an alert that has no open incident (yet)."""
         a = schema.alerts
         with self._write() as conn:
-            result = conn.execute(
+            done = conn.execute(
                 update(a).where(a.c.fingerprint == fingerprint).values(acked_by=who, acked_at=now)
-            )
-            if result.rowcount:
-                severity = conn.execute(
-                    select(a.c.severity).where(a.c.fingerprint == fingerprint)
-                ).scalar_one()
-                outbox.enqueue(
-                    conn,
-                    subject_kind="alert",
-                    subject=fingerprint,
-                    event="ack",
-                    severity=str(severity),
-                    destinations=outbox.destinations_told(conn, "alert", fingerprint),
-                    now=now,
-                    body={"by": who},
-                )
-        return bool(result.rowcount)
+            ).rowcount
+        return bool(done)
 
     def alert_counts_since(self, since: datetime) -> dict[str, int]:
         """How many alerts fired and resolved since `since` (from the history)."""
@@ -558,13 +554,9 @@ class Store:
 
     # -- anomalies ----------------------------------------------------------------------------
 
-    def save_anomaly(self, record: AnomalyRecord, notify: Sequence[str] = ()) -> None:
-        """Insert or update a detector episode by its key.
-
-        `notify` are the destinations told of critical episodes, in the same transaction: once
-        when an episode first is critical (new, or escalated from warning), once when it
-        resolves. Updates in between are stored, not pushed.
-        """
+    def save_anomaly(self, record: AnomalyRecord) -> None:
+        """Insert or update a detector episode by its key; the change goes to the incidents'
+        inbox in the same transaction (the correlator joins it to the feed's incident)."""
         values = {
             "kind": record.kind,
             "metric": record.metric,
@@ -580,30 +572,17 @@ class Store:
             "explanation_pt": record.explanation_pt,
             "explanation_en": record.explanation_en,
             "resolved": record.resolved,
+            "approvals_lost": record.approvals_lost,
         }
         n = schema.anomalies
+        status = "resolved" if record.resolved else "firing"
         with self._write() as conn:
-            before = conn.execute(
-                select(n.c.severity, n.c.resolved).where(n.c.key == record.key)
-            ).first()
             stmt = self._insert(n).values(key=record.key, **values)
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
-            was_critical = before is not None and before.severity == "critical"
-            was_open = before is not None and not before.resolved
-            if record.resolved:
-                event = "resolved" if was_critical and was_open else None
-            else:
-                event = "opened" if record.severity == "critical" and not was_critical else None
-            if event is not None:
-                outbox.enqueue(
-                    conn,
-                    subject_kind="finding",
-                    subject=record.key,
-                    event=event,
-                    severity=record.severity,
-                    destinations=notify,
-                    now=record.updated_at,
-                )
+            conn.execute(
+                insert(schema.incident_inbox),
+                incidents.inbox_rows("finding", [(record.key, status)], record.updated_at),
+            )
 
     def anomalies(
         self, start: datetime, end: datetime, *, open_only: bool = False
@@ -619,19 +598,19 @@ class Store:
         if open_only:
             query = query.where(n.c.resolved.is_(False))
         with self._read() as conn:
-            return [_anomaly(row._mapping) for row in conn.execute(query)]
+            return [anomaly_from_row(row._mapping) for row in conn.execute(query)]
 
     def open_anomalies(self) -> list[AnomalyRecord]:
         n = schema.anomalies
         query = select(n).where(n.c.resolved.is_(False)).order_by(n.c.start.desc())
         with self._read() as conn:
-            return [_anomaly(row._mapping) for row in conn.execute(query)]
+            return [anomaly_from_row(row._mapping) for row in conn.execute(query)]
 
     def anomaly(self, key: str) -> AnomalyRecord | None:
         n = schema.anomalies
         with self._read() as conn:
             row = conn.execute(select(n).where(n.c.key == key)).first()
-        return None if row is None else _anomaly(row._mapping)
+        return None if row is None else anomaly_from_row(row._mapping)
 
     # -- outbox -------------------------------------------------------------------------------
 
@@ -664,7 +643,7 @@ class Store:
             )
 
     def claim_deliveries(
-        self, now: datetime, lease: timedelta, limit: int = 100
+        self, now: datetime, lease: timedelta, limit: int = 100, destination: str | None = None
     ) -> list[outbox.Delivery]:
         """Due deliveries leased to the caller; another replica cannot claim them meanwhile.
         Leased in transactions of at most 500, and read after each commits, so a storm's backlog
@@ -674,10 +653,10 @@ class Store:
             want = min(_CLAIM_CHUNK, limit - len(out))
             if self._dialect == "postgresql":  # no write lock to keep short: one round trip
                 with self._write(pipelined=True) as conn:
-                    got = outbox.lease_claimed(conn, now, lease, want)
+                    got = outbox.lease_claimed(conn, now, lease, want, destination)
             else:
                 with self._write() as conn:
-                    leased = outbox.lease(conn, now, lease, want)
+                    leased = outbox.lease(conn, now, lease, want, destination)
                 got = []
                 if leased:  # nothing due (most polls): no read
                     with self._read() as conn:
@@ -723,32 +702,200 @@ class Store:
 
     # -- incidents ----------------------------------------------------------------------------
 
-    def open_incident(self, title: str, who: str, now: datetime) -> IncidentRecord:
-        i = schema.incidents
-        with self._write() as conn:
-            new_id = conn.execute(
-                insert(i).values(title=title, opened_by=who, opened_at=now).returning(i.c.id)
-            ).scalar_one()
-        return IncidentRecord(id=int(new_id), title=title, opened_by=who, opened_at=now)
+    def correlate(
+        self, now: datetime, rules: incidents.Correlation, route: incidents.Route
+    ) -> list[int]:
+        """Join waiting alert and finding changes to incidents (see `storage.incidents`);
+        returns the incidents that changed. Loops until the inbox is empty."""
+        changed: set[int] = set()
+        while True:
+            with self._write() as conn:
+                got = incidents.correlate(conn, now, rules, route)
+                left = incidents.pending(conn) if got else 0
+            changed.update(got)
+            if not left:
+                return sorted(changed)
 
-    def close_incident(self, incident_id: int, who: str, now: datetime) -> IncidentRecord | None:
-        i = schema.incidents
+    def open_incident(
+        self, title: str, who: str, now: datetime, route: Sequence[str] = ()
+    ) -> IncidentRecord:
+        """An incident declared by an operator, told at `route`'s destinations."""
         with self._write() as conn:
-            conn.execute(
-                update(i)
-                .where(and_(i.c.id == incident_id, i.c.closed_at.is_(None)))
-                .values(closed_by=who, closed_at=now)
-            )
-            row = conn.execute(select(i).where(i.c.id == incident_id)).first()
-        return None if row is None else _incident(row._mapping)
+            new_id = incidents.open_manual(conn, title, who, now, route)
+            found = incidents.get(conn, new_id)
+        assert found is not None  # noqa: S101 - just written
+        return found
 
-    def incidents(self, *, open_only: bool = False, limit: int = 20) -> list[IncidentRecord]:
-        i = schema.incidents
-        query = select(i).order_by(i.c.opened_at.desc(), i.c.id.desc()).limit(limit)
-        if open_only:
-            query = query.where(i.c.closed_at.is_(None))
+    def close_incident(
+        self, incident_id: int, who: str, now: datetime, *, how: str = "closed"
+    ) -> IncidentRecord | None:
+        """Close an incident by hand (`closed`), or as a false alarm (`false`); None if there is
+        no such incident. Closing one already closed changes nothing."""
+        with self._write() as conn:
+            incidents.close(conn, incident_id, who, now, how)
+            return incidents.get(conn, incident_id)
+
+    def judge_false(
+        self, incident_id: int, who: str, now: datetime, mute_for: timedelta
+    ) -> IncidentRecord | None:
+        """An operator judged the incident a false alarm: it resolves as such and each of its
+        findings' kinds is muted on its metric for `mute_for`."""
+        with self._write() as conn:
+            found = incidents.get(conn, incident_id)
+            if found is None or not incidents.close(conn, incident_id, who, now, "false"):
+                return found
+            for kind, metric in incidents.finding_kinds(conn, incident_id):
+                self._set_state(conn, mute_key(kind, metric), (now + mute_for).isoformat(), now)
+            return incidents.get(conn, incident_id)
+
+    def ack_incident(self, incident_id: int, who: str, now: datetime) -> bool:
+        """Acknowledge an incident (once); its alerts are marked acknowledged too."""
+        with self._write() as conn:
+            return incidents.ack(conn, incident_id, who, now)
+
+    def silence_incident(self, incident_id: int, who: str, until: datetime, now: datetime) -> None:
+        with self._write() as conn:
+            incidents.silence(conn, incident_id, who, until, now)
+
+    def escalate_due(
+        self, now: datetime, every: timedelta, times: int, destinations: Sequence[str] | None
+    ) -> list[int]:
+        """Escalate what is due (see `incidents.escalate_due`); the incidents escalated."""
+        with self._write() as conn:
+            return incidents.escalate_due(conn, now, every, times, destinations)
+
+    def incident(self, incident_id: int) -> IncidentRecord | None:
         with self._read() as conn:
-            return [_incident(row._mapping) for row in conn.execute(query)]
+            return incidents.get(conn, incident_id)
+
+    def incident_view(
+        self, incident_id: int, *, with_timeline: bool = False
+    ) -> IncidentView | None:
+        with self._read() as conn:
+            found = incidents.get(conn, incident_id)
+            return (
+                None if found is None else incidents.view(conn, found, with_timeline=with_timeline)
+            )
+
+    def incident_views(
+        self, records: Sequence[IncidentRecord], *, with_timeline: bool = False
+    ) -> list[IncidentView]:
+        with self._read() as conn:
+            return [incidents.view(conn, r, with_timeline=with_timeline) for r in records]
+
+    def incidents(
+        self, *, open_only: bool = False, since: datetime | None = None, limit: int = 50
+    ) -> list[IncidentRecord]:
+        """Incidents newest first (`since`: opened, still open, or closed since then)."""
+        with self._read() as conn:
+            return incidents.listed(conn, open_only=open_only, since=since, limit=limit)
+
+    def incident_of(self, kind: str, key: str) -> IncidentRecord | None:
+        """The incident an alert (`alert`, fingerprint) or finding (`finding`, key) is in."""
+        with self._read() as conn:
+            return incidents.of_member(conn, kind, key)
+
+    def incident_alerts(self, incident_id: int, *, firing_only: bool = True) -> list[AlertRecord]:
+        """The incident's alerts (by default only those firing)."""
+        a, m = schema.alerts, schema.incident_members
+        query = (
+            select(a)
+            .join(m, and_(m.c.key == a.c.fingerprint, m.c.kind == "alert"))
+            .where(m.c.incident_id == incident_id)
+            .order_by(a.c.alertname, a.c.fingerprint)
+        )
+        if firing_only:
+            query = query.where(m.c.status == "firing")
+        with self._read() as conn:
+            return [alert_from_row(row._mapping) for row in conn.execute(query)]
+
+    def finding_kinds(self, incident_id: int) -> list[tuple[str, str]]:
+        """(kind, metric) of the incident's findings."""
+        with self._read() as conn:
+            return incidents.finding_kinds(conn, incident_id)
+
+    def incident_membership(self, kind: str, keys: Sequence[str]) -> dict[str, int]:
+        with self._read() as conn:
+            return incidents.membership(conn, kind, keys)
+
+    def incident_events_since(self, event: str, since: datetime) -> list[tuple[int, datetime]]:
+        with self._read() as conn:
+            return incidents.events_since(conn, event, since)
+
+    def judged(self, since: datetime) -> tuple[int, int]:
+        """(feed incidents since, of which judged false by an operator)."""
+        with self._read() as conn:
+            return incidents.judged(conn, since)
+
+    def mute(self, kind: str, metric: str, until: datetime, now: datetime) -> None:
+        """Findings of a kind on a metric (`*`: any) are not pushed until a time."""
+        self.set_state(mute_key(kind, metric), until.isoformat(), now)
+
+    def muted_until(self, kind: str, metric: str, now: datetime) -> datetime | None:
+        """Until when a finding kind is muted on a metric (None: it is not)."""
+        for key in (mute_key(kind, metric), mute_key(kind, "*")):
+            value = self.get_state(key)
+            if value and datetime.fromisoformat(value) > now:
+                return datetime.fromisoformat(value)
+        return None
+
+    # -- cards --------------------------------------------------------------------------------
+
+    def claim_cards(
+        self, destination: str, now: datetime, lease: timedelta, limit: int = 20
+    ) -> list[cards.Due]:
+        """Due cards of one destination leased to the caller: first posts, then edits."""
+        with self._write() as conn:
+            return cards.claim(conn, destination, now, lease, limit)
+
+    def card_shown(
+        self, card: cards.Due, ref: str, now: datetime, next_at: datetime, *, resolved_told: bool
+    ) -> None:
+        with self._write() as conn:
+            cards.shown(conn, card, ref, now, next_at, resolved_told=resolved_told)
+
+    def card_retry(self, card: cards.Due, error: str, at: datetime) -> None:
+        with self._write() as conn:
+            cards.retry(conn, card, error, at)
+
+    def card_failed(self, card: cards.Due, error: str) -> None:
+        with self._write() as conn:
+            cards.failed(conn, card, error)
+
+    def card_repost(self, card: cards.Due) -> None:
+        with self._write() as conn:
+            cards.repost(conn, card)
+
+    def card_posts_since(self, destination: str, since: datetime) -> int:
+        with self._read() as conn:
+            return cards.posts_since(conn, destination, since)
+
+    def roll_card(self, card: cards.Due, now: datetime, since: datetime) -> cards.Due:
+        """Tell the card in the destination's roll-up instead of a message of its own."""
+        with self._write() as conn:
+            return cards.roll(conn, card, now, since)
+
+    def rolled(self, rollup_id: int) -> list[int]:
+        with self._read() as conn:
+            return cards.rolled(conn, rollup_id)
+
+    def card_destinations(self, incident_id: int) -> list[str]:
+        with self._read() as conn:
+            return cards.destinations(conn, incident_id)
+
+    def card_counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            return cards.counts(conn)
+
+    def due_destinations(self) -> list[str]:
+        """Destinations with a card or an outbox message waiting (a courier is needed there)."""
+        with self._read() as conn:
+            return cards.due_destinations(conn)
+
+    def release_claims(self) -> int:
+        """Let go of every lease (SQLite at start-up: its one process is this one)."""
+        with self._write() as conn:
+            return cards.release(conn)
 
     # -- audit --------------------------------------------------------------------------------
 
@@ -824,13 +971,12 @@ class _AlertPlan:
     row-by-row updates they replace would leave them.
     """
 
-    def __init__(self, known: dict[str, str], route: Routing | None) -> None:
+    def __init__(self, known: dict[str, str]) -> None:
         self.known = known
-        self.route = route
         self.inserts: dict[str, dict[str, Any]] = {}
         self.updates: dict[str, dict[str, Any]] = {}
         self.history: list[dict[str, Any]] = []
-        self.notices: list[outbox.Notice] = []
+        self.inbox: list[dict[str, Any]] = []
 
     def apply(self, group: AlertGroup, now: datetime) -> list[AlertChange]:
         changes: list[AlertChange] = []
@@ -877,17 +1023,9 @@ class _AlertPlan:
                 }
             )
             # A resolution nobody saw fire is history, not news.
-            if self.route is not None and (old is not None or alert.status == "firing"):
-                self.notices.append(
-                    outbox.Notice(
-                        subject_kind="alert",
-                        subject=alert.fingerprint,
-                        event=alert.status,
-                        severity=alert.severity,
-                        destinations=self.route(alert.severity),
-                        now=now,
-                        body={"group": group.group_key},
-                    )
+            if old is not None or alert.status == "firing":
+                self.inbox.extend(
+                    incidents.inbox_rows("alert", [(alert.fingerprint, alert.status)], now)
                 )
         return changes
 
@@ -897,9 +1035,8 @@ class _AlertPlan:
             row = self.updates.setdefault(fingerprint, {})
         row.update(values)
 
-    def write(self, conn: Connection, ids: list[int] | None) -> None:
-        """Every row, in a statement per table (per shape of update); `ids`: reserved for the
-        notifications (PostgreSQL), at least as many as there are."""
+    def write(self, conn: Connection) -> None:
+        """Every row, in a statement per table (per shape of update)."""
         a = schema.alerts
         bulk.insert_rows(conn, a, list(self.inserts.values()))
         # executemany needs one shape of row per statement: group the updates by their columns.
@@ -910,61 +1047,7 @@ class _AlertPlan:
             keys, rows = zip(*same, strict=True)
             bulk.update_rows(conn, a, "fingerprint", keys, rows)
         bulk.insert_rows(conn, schema.alert_history, self.history)
-        if self.notices:
-            told = outbox.told(self.notices)
-            outbox.enqueue_many(conn, self.notices, None if ids is None else ids[:told])
-
-
-def _alert(row: RowMapping) -> AlertRecord:
-    return AlertRecord(
-        fingerprint=row["fingerprint"],
-        alertname=row["alertname"],
-        status=row["status"],
-        severity=row["severity"],
-        labels=dict(row["labels"] or {}),
-        annotations=dict(row["annotations"] or {}),
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        generator_url=row["generator_url"],
-        receiver=row["receiver"],
-        group_key=row["group_key"],
-        first_received=row["first_received"],
-        last_received=row["last_received"],
-        changed_at=row["changed_at"],
-        acked_by=row["acked_by"],
-        acked_at=row["acked_at"],
-    )
-
-
-def _anomaly(row: RowMapping) -> AnomalyRecord:
-    return AnomalyRecord(
-        key=row["key"],
-        kind=row["kind"],
-        metric=row["metric"],
-        statuses=tuple(row["statuses"] or ()),
-        start=row["start"],
-        end=row["end"],
-        detected_at=row["detected_at"],
-        updated_at=row["updated_at"],
-        severity=row["severity"],
-        score=float(row["score"]),
-        expected=float(row["expected"]),
-        observed=float(row["observed"]),
-        explanation_pt=row["explanation_pt"],
-        explanation_en=row["explanation_en"],
-        resolved=bool(row["resolved"]),
-    )
-
-
-def _incident(row: RowMapping) -> IncidentRecord:
-    return IncidentRecord(
-        id=int(row["id"]),
-        title=row["title"],
-        opened_by=row["opened_by"],
-        opened_at=row["opened_at"],
-        closed_by=row["closed_by"],
-        closed_at=row["closed_at"],
-    )
+        bulk.insert_rows(conn, schema.incident_inbox, self.inbox)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,6 +1,6 @@
-"""The whole path with real parts: a real Alertmanager fires, `serve` (on uvicorn) stores and
-pushes to the fake Telegram and Slack, a Silence button creates a real silence, a resolution
-edits the message."""
+"""The whole path with real parts: a real Alertmanager fires, `serve` (on uvicorn) stores, joins
+the alerts into incidents and pushes their cards to the fake Telegram and Slack, a Silence button
+creates a real silence, a resolution edits the card."""
 
 from __future__ import annotations
 
@@ -80,10 +80,10 @@ async def flow(
             app.core.close()
 
 
-def _alert(name: str, *, ends: datetime | None = None) -> dict[str, Any]:
+def _alert(name: str, service: str, *, ends: datetime | None = None) -> dict[str, Any]:
     now = datetime.now(UTC)
     alert: dict[str, Any] = {
-        "labels": {"alertname": name, "severity": "critical", "service": "pix"},
+        "labels": {"alertname": name, "severity": "critical", "service": service},
         "annotations": {"summary": f"{name} <failing> & burning"},
         "startsAt": now - timedelta(minutes=1),
     }
@@ -96,16 +96,16 @@ async def test_alertmanager_to_chat_silence_and_resolve(
     flow: tuple[FakeTelegram, FakeSlack, AlertmanagerClient],
 ) -> None:
     tg, slack, am = flow
-    await am.post_alerts([_alert("PixDown"), _alert("CardsSlow")])
+    await am.post_alerts([_alert("PixDown", "pix"), _alert("CardsSlow", "cards")])
 
     def notices() -> list[BotMessage]:  # a late briefing may come too, depending on the hour
-        return [m for m in tg.sent(OPERATOR) if m.text.startswith(("🔴 CRITICAL", "✅ RESOLVIDO"))]
+        return [m for m in tg.sent(OPERATOR) if "INCIDENTE #" in m.text.split("\n")[0]]
 
     messages = await _until(lambda: asyncio.sleep(0, len(notices()) >= 2 and notices()))
-    by_name = {m.text.split("\n")[0].split(" · ")[1]: m for m in messages}
+    by_name = {m.text.split("\n")[0].split(" · ")[-1]: m for m in messages}
     assert set(by_name) == {"PixDown", "CardsSlow"}
     assert "PixDown <failing> & burning" in by_name["PixDown"].text
-    await _until(lambda: asyncio.sleep(0, sum("CRITICAL" in m.text for m in slack.posted()) >= 2))
+    await _until(lambda: asyncio.sleep(0, sum("INCIDENTE" in m.text for m in slack.posted()) >= 2))
 
     pix = by_name["PixDown"]
     [one_hour] = [b for b in pix.buttons if b["text"] == "🔇 1h"]
@@ -118,11 +118,18 @@ async def test_alertmanager_to_chat_silence_and_resolve(
     matchers = {m["name"]: m["value"] for m in silence["matchers"]}
     assert matchers["alertname"] == "PixDown"
 
-    await am.post_alerts([_alert("CardsSlow", ends=datetime.now(UTC) - timedelta(seconds=1))])
+    pix_card = tg.find(OPERATOR, pix.message_id)
+    await _until(lambda: asyncio.sleep(0, "🔇 silenciado até" in pix_card.text))
+
+    ended = datetime.now(UTC) - timedelta(seconds=1)
+    await am.post_alerts([_alert("CardsSlow", "cards", ends=ended)])
     cards = by_name["CardsSlow"]
 
     async def resolved() -> bool:
-        return tg.find(OPERATOR, cards.message_id).text.startswith("✅ RESOLVIDO · CardsSlow")
+        return tg.find(OPERATOR, cards.message_id).text.startswith("✅ RESOLVIDO · INCIDENTE")
 
     await _until(resolved)
-    assert len(notices()) == 2  # one message per alert, the resolution edited into its own
+    assert len(notices()) == 2  # one message per incident, the resolution edited into its own
+    await _until(
+        lambda: asyncio.sleep(0, any(m.reply_to == cards.message_id for m in tg.sent(OPERATOR)))
+    )

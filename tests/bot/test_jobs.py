@@ -93,7 +93,15 @@ def test_briefing_at_midnight_and_handoff_at_eight_in_sao_paulo(clock: FixedCloc
     assert runs["briefing"].astimezone(UTC).hour == 3
     assert runs["handoff"] == datetime(2025, 7, 15, 8, 0, tzinfo=SP)
     assert runs["detector"] == datetime(2025, 7, 15, 0, 0, 1, tzinfo=SP)
-    assert set(runs) == {"briefing", "handoff", "detector", "outbox", "retention", "deadman"}
+    assert set(runs) == {
+        "briefing",
+        "handoff",
+        "detector",
+        "outbox",
+        "escalation",
+        "retention",
+        "deadman",
+    }
 
 
 @pytest.mark.parametrize(
@@ -136,9 +144,13 @@ def test_jobs_lists_every_job_with_its_next_run_in_the_shift_zone() -> None:
     text = render(settings, datetime(2025, 3, 8, 14, 0, tzinfo=UTC))
     lines = text.splitlines()
     assert lines[0] == "time zone America/New_York · now 2025-03-08 09:00:00 EST"
-    assert "briefing   2025-03-08 22:00:00 EST  shift briefing (0 22 * * *)" in lines
-    assert "handoff    2025-03-09 08:00:00 EDT  end-of-shift handoff (0 8 * * *)" in lines
-    assert any(line.startswith("retention  2025-03-08 12:30:00 EST") for line in lines)
+    assert "briefing    2025-03-08 22:00:00 EST  shift briefing (0 22 * * *)" in lines
+    assert "handoff     2025-03-09 08:00:00 EDT  end-of-shift handoff (0 8 * * *)" in lines
+    assert any(line.startswith("retention   2025-03-08 12:30:00 EST") for line in lines)
+    assert (
+        "escalation  2025-03-08 09:00:15 EST  escalation: unacknowledged critical incidents "
+        "told again after 10 min"
+    ) in lines
     assert "(every replica)" in next(line for line in lines if line.startswith("outbox"))
 
 

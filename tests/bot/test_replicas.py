@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC
 
+from sqlalchemy import func, select
+
 from bot.app import App, build_core
 from bot.settings import Secret, Settings
+from storage import schema
+from storage.records import AlertGroup, AlertIn
 from storage.store import open_store
 from tests.fakes.clock import FixedClock
 from tests.fakes.telegram_api import FakeTelegram
@@ -52,8 +56,9 @@ async def test_one_leader_polls_and_the_other_takes_over(fresh_postgres_url: str
 async def test_two_workers_on_one_outbox_send_each_notification_once(
     fresh_postgres_url: str,
 ) -> None:
-    from bot.delivery import DeliveryWorker
+    from bot.delivery import DeliveryWorker, Renderer
     from bot.metrics import Metrics
+    from bot.routing import Routes
     from skills.core import Reply
 
     clock = FixedClock()
@@ -72,6 +77,11 @@ async def test_two_workers_on_one_outbox_send_each_notification_once(
             raise AssertionError("no threads here")
 
     stores = [open_store(fresh_postgres_url) for _ in range(2)]
+    for n in range(40):  # forty incidents, each of its own alert, to be told once each
+        alert = AlertIn(
+            f"fp{n}", "firing", {"alertname": f"A{n}", "severity": "critical"}, {}, None, None
+        )
+        stores[0].apply_alert_group(AlertGroup("r", "firing", f"g{n}", (alert,)), clock.now())
     for n in range(200):
         stores[0].enqueue(
             subject_kind="reply",
@@ -87,19 +97,29 @@ async def test_two_workers_on_one_outbox_send_each_notification_once(
             store=s,
             clock=clock,
             notifiers={"console": Recording()},
-            lang="pt",
-            tz=UTC,
+            render=Renderer(s, "pt", UTC),
             metrics=Metrics(),
+            routes=Routes.default(None, [], console=True),
             interval=lambda _d: 0.0,
         )
         for s in stores
     ]
     try:
-        for _ in range(5):
+        for _ in range(8):
             await asyncio.gather(*(w.run_once() for w in workers))
-            clock.advance(seconds=10)
-        assert sorted(sent) == sorted(f"r{n}" for n in range(200))
+            clock.advance(minutes=2)  # past the flood's minute: every incident gets a message
+        assert sorted(t for t in sent if t.startswith("r")) == sorted(f"r{n}" for n in range(200))
         assert stores[1].outbox_counts() == {"sent": 200}
+        own = [t for t in sent if t.startswith("🔴 INCIDENTE")]
+        assert len(own) == len(set(own))  # no incident told twice
+        with stores[1].engine.connect() as conn:
+            cards = schema.cards
+            rolled = conn.execute(
+                select(func.count()).where(cards.c.rollup_id.is_not(None))
+            ).scalar_one()
+            due = conn.execute(select(func.count()).where(cards.c.wanted > cards.c.shown))
+            assert due.scalar_one() == 0
+        assert len(own) + rolled == 40  # every incident told: on its own or in a roll-up
     finally:
         for s in stores:
             s.close()

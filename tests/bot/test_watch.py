@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import App, Core
-from bot.delivery import Routes
+from bot.routing import Routes
 from bot.watch import FeedWatch, release_freed_memory
 from skills.core import Invocation
 from storage.feed import load_file
+from storage.incidents import Correlation
 from storage.records import AlertGroup, AlertIn
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock
@@ -56,45 +57,55 @@ def test_a_silent_watchdog_raises_our_own_critical_alert_and_clears(
 ) -> None:
     routes = Routes.default("C1", ["-100"], console=False)
     watch = FeedWatch(core.store, clock)
-    assert watch.check_watchdog(routes) == []  # no Watchdog ever seen: nothing to miss
+    assert watch.check_watchdog() == []  # no Watchdog ever seen: nothing to miss
     _watchdog(core, clock.now())
     clock.advance(minutes=9)
-    assert watch.check_watchdog(routes) == []
+    assert watch.check_watchdog() == []
     clock.advance(minutes=2)
-    [raised] = watch.check_watchdog(routes)
+    [raised] = watch.check_watchdog()
     ours = core.store.alert(raised.fingerprint)
     assert ours is not None and ours.severity == "critical"
     assert ours.alertname == "AlertmanagerWatchdogMissing"
-    assert watch.check_watchdog(routes) == []  # raised once
-    claimed = core.store.claim_deliveries(clock.now(), timedelta(minutes=1))
-    assert sorted(d.destination for d in claimed) == ["slack:C1", "telegram:-100"]
+    assert watch.check_watchdog() == []  # raised once
+    core.store.correlate(clock.now(), Correlation(), routes)
+    incident = core.store.incident_of("alert", raised.fingerprint)
+    assert incident is not None and incident.severity == "critical"
+    assert core.store.card_destinations(incident.id) == ["slack:C1", "telegram:-100"]
     _watchdog(core, clock.now())
-    [cleared] = watch.check_watchdog(routes)
+    [cleared] = watch.check_watchdog()
     assert cleared.new_status == "resolved"
 
 
-async def test_critical_findings_are_queued_once_when_opened_and_once_when_resolved(
+async def test_a_feed_fire_is_one_incident_with_the_approvals_it_cost(
     core: Core, clock: FixedClock
 ) -> None:
     batch = load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP)
     core.store.ingest(batch)
+    # LABELS.md: failed and backend_reversed burst on 07-13 16:00-16:43, approvals dipping.
     start = datetime(2025, 7, 13, 16, 0, tzinfo=SP).astimezone(UTC)
     clock.set(start - timedelta(minutes=30))
-    watch = FeedWatch(core.store, clock, notify=lambda f: ("console",))
+    watch = FeedWatch(core.store, clock)
     watch.warm()
+    routes = Routes.default(None, [], console=True)
+    told: list[list[str]] = []
     for _ in range(120):
         clock.advance(minutes=1)
         watch.tick()
-    claimed = core.store.claim_deliveries(clock.now(), timedelta(minutes=1), limit=1000)
-    events = [(d.subject, d.event) for d in claimed]
-    critical = {
+        core.store.correlate(clock.now(), Correlation(), routes)
+        told.append(core.store.card_destinations(1))
+    [incident] = core.store.incidents(since=start - timedelta(hours=1))
+    assert incident.source == "feed" and incident.severity == "critical"
+    assert incident.state == "resolved"  # the burst is over by 17:30
+    view = core.store.incident_view(incident.id)
+    assert view is not None and len(view.findings) >= 1
+    assert view.approvals_lost > 100  # approvals dipped while failures surged
+    assert told[-1] == ["console"]
+    critical = [
         a.key
         for a in core.store.anomalies(start - timedelta(hours=1), clock.now())
         if a.severity == "critical"
-    }
-    assert critical and {s for s, _ in events} <= critical
-    for key in {s for s, _ in events}:
-        assert [e for s, e in events if s == key] in (["opened"], ["opened", "resolved"])
+    ]
+    assert set(critical) <= set(view.findings)
 
 
 async def test_a_surge_names_the_merchants_that_carry_it(core: Core, clock: FixedClock) -> None:

@@ -182,6 +182,9 @@ class BotMessage:
     document: bytes | None = None
     filename: str = ""
     edits: int = 0
+    reply_to: int | None = None  # the message it replies to (reply_parameters), if any
+    first_text: str = ""  # the text as first sent, before any edit
+    deleted: bool = False  # removed by a user in the chat: no longer found, nor editable
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -348,8 +351,18 @@ class FakeTelegram:
     def find(self, chat_id: int, message_id: int) -> BotMessage:
         for message in self.messages:
             if message.chat_id == chat_id and message.message_id == message_id:
+                if message.deleted:
+                    break
                 return message
         raise BadRequestError("Bad Request: message to edit not found")
+
+    def delete_by_user(self, chat_id: int, message_id: int) -> None:
+        """A person deletes one of the bot's messages in the chat."""
+        self.find(chat_id, message_id).deleted = True
+
+    def posts(self, chat_id: int) -> list[BotMessage]:
+        """The bot's messages in a chat that are not replies to another (what rings)."""
+        return [m for m in self.sent(chat_id) if m.reply_to is None]
 
     def calls_to(self, method: str) -> list[TelegramCall]:
         return [c for c in self.calls if c.method == method]
@@ -672,6 +685,10 @@ class FakeTelegram:
         message = self._new_message(chat_id)
         message.text, message.raw, message.parse_mode = plain, raw, parse_mode
         message.entities, message.reply_markup = entities, markup
+        message.first_text = plain
+        reply = params.get("reply_parameters")
+        if isinstance(reply, dict) and "message_id" in reply:
+            message.reply_to = int(reply["message_id"])
         return self._message_object(message)
 
     async def _m_editmessagetext(self, params: Mapping[str, Any]) -> Any:

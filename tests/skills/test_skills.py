@@ -10,6 +10,7 @@ import pytest
 from bot.app import Core
 from skills.core import Invocation
 from storage.feed import load_file
+from storage.incidents import Correlation
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock
@@ -96,10 +97,17 @@ async def test_status_shows_alerts_anomalies_incident(loaded: Core, clock: Fixed
         loaded, "k1", "surge", "denied", now - timedelta(minutes=10), None, "denied 6× o normal"
     )
     loaded.store.open_incident("Pix fora", "telegram:1", now)
+    loaded.store.correlate(now, Correlation(), lambda labels: ("console",))
     text = await ask(loaded, "status")
     assert "Alertas ativos: 1 (🔴 1 critical)" in text
-    assert "denied 6× o normal" in text
-    assert "#1 Pix fora (aberto" in text
+    # Three fires, counted as incidents: worst first, then the one opened by hand.
+    assert "Incidentes abertos: 3 (2 críticos); 3 na última hora" in text
+    lines = [line.strip() for line in text.splitlines()]
+    assert [line.split(" · ")[0] for line in lines if line.startswith("#")] == [
+        "#3 🔴 pico de denied",
+        "#2 🔴 PixDown",
+        "#1 🟠 Pix fora",
+    ]
 
 
 async def test_alerts_lists_severity_and_since(loaded: Core, clock: FixedClock) -> None:
@@ -131,7 +139,9 @@ async def test_metrics_compare_with_previous_days(loaded: Core, clock: FixedCloc
 async def test_incident_open_list_close(loaded: Core) -> None:
     opened = await ask(loaded, "incidente Aprovações caindo")
     assert "#1 aberto" in opened
-    assert "#1 Aprovações caindo" in await ask(loaded, "incidente")
+    assert "#1 🟠 Aprovações caindo · 👀 console:op" in await ask(loaded, "incidente")
+    shown = await ask(loaded, "incidente 1")
+    assert "Linha do tempo" in shown and "aberto · console:op" in shown
     assert "encerrado" in await ask(loaded, "incidente fechar 1")
     assert "Nenhum incidente aberto" in await ask(loaded, "incidents")
     assert [e.action for e in loaded.store.audit_entries("incident.")] == [

@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, insert, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import make_url
 
 from storage import bulk, outbox, schema
@@ -23,6 +23,7 @@ from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
 from storage.store import StorageError, Store, open_store
 from tests.conftest import DATA
 from tests.realservers import connect
+from tests.storage import schema_v2
 
 SP = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 7, 14, 15, 0, tzinfo=UTC)
@@ -227,19 +228,21 @@ def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
     engine = create_engine(database_url)
     v1 = [
         t
-        for name, t in schema.metadata.tables.items()
+        for name, t in schema_v2.metadata.tables.items()
         if name not in ("notifications", "deliveries")
     ]
-    schema.metadata.create_all(engine, tables=v1)
+    schema_v2.metadata.create_all(engine, tables=v1)
     with engine.begin() as conn:
-        conn.execute(insert(schema.schema_version).values(version=1, applied_at=NOW))
-        conn.execute(insert(schema.incidents).values(title="kept", opened_by="x", opened_at=NOW))
+        conn.execute(insert(schema_v2.schema_version).values(version=1, applied_at=NOW))
+        conn.execute(insert(schema_v2.incidents).values(title="kept", opened_by="x", opened_at=NOW))
     engine.dispose()
     upgraded = open_store(database_url)
     try:
-        assert upgraded.schema_version() == HEAD == 2
-        assert [i.title for i in upgraded.incidents()] == ["kept"]
-        assert {"notifications", "deliveries"} <= set(inspect(upgraded.engine).get_table_names())
+        assert upgraded.schema_version() == HEAD == 3
+        [kept] = upgraded.incidents()
+        assert (kept.title, kept.state, kept.source) == ("kept", "open", "manual")
+        tables = set(inspect(upgraded.engine).get_table_names())
+        assert {"notifications", "deliveries", "incident_members", "cards"} <= tables
         assert (
             upgraded.enqueue(
                 subject_kind="reply",
@@ -251,6 +254,75 @@ def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
             )
             is not None
         )
+    finally:
+        upgraded.close()
+
+
+def test_a_version_2_database_keeps_its_data_and_drops_superseded_alert_messages(
+    database_url: str,
+) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    schema_v2.metadata.create_all(engine)
+    v2 = schema_v2
+    with engine.begin() as conn:
+        conn.execute(insert(v2.schema_version).values(version=2, applied_at=NOW))
+        conn.execute(
+            insert(v2.incidents).values(
+                title="closed", opened_by="x", opened_at=NOW, closed_by="y", closed_at=NOW
+            )
+        )
+        conn.execute(
+            insert(v2.anomalies).values(
+                key="k",
+                kind="surge",
+                metric="denied_rate",
+                statuses=["denied"],
+                start=NOW,
+                end=None,
+                detected_at=NOW,
+                updated_at=NOW,
+                severity="critical",
+                score=0.5,
+                expected=1.0,
+                observed=9.0,
+                explanation_pt="pt",
+                explanation_en="en",
+                resolved=False,
+            )
+        )
+        for n, kind in enumerate(("alert", "reply"), 1):
+            conn.execute(
+                insert(v2.notifications).values(
+                    id=n,
+                    subject_kind=kind,
+                    subject=f"s{n}",
+                    event="firing",
+                    severity="critical",
+                    body={},
+                    created_at=NOW,
+                )
+            )
+            conn.execute(
+                insert(v2.deliveries).values(
+                    notification_id=n,
+                    destination="console",
+                    status="pending",
+                    attempts=0,
+                    next_at=NOW,
+                )
+            )
+    engine.dispose()
+    upgraded = open_store(database_url)
+    try:
+        assert upgraded.schema_version() == 3
+        [closed] = upgraded.incidents()
+        assert (closed.state, closed.resolution) == ("resolved", "closed")
+        finding = upgraded.anomaly("k")
+        assert finding is not None and finding.approvals_lost == 0.0
+        # The old alert message is now an incident card's to tell; the briefing still goes.
+        assert upgraded.outbox_counts() == {"merged": 1, "pending": 1}
     finally:
         upgraded.close()
 
@@ -318,16 +390,19 @@ def _random_groups(seed: int, n: int) -> list[tuple[AlertGroup, datetime]]:
     return groups
 
 
-def _route(severity: str) -> tuple[str, ...]:
-    return ("console", "slack:C1") if severity == "critical" else ("console",)
+def _inbox(store: Store) -> list[tuple[str, str, str]]:
+    """The changes waiting for the incident correlator, in order."""
+    box = schema.incident_inbox
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(box.c.kind, box.c.key, box.c.status).order_by(box.c.id))
+        return [(str(k), str(key), str(s)) for k, key, s in rows]
 
 
 def _outcome(store: Store) -> tuple[object, ...]:
-    deliveries = store.claim_deliveries(NOW + timedelta(hours=1), timedelta(minutes=1), 10_000)
     return (
         sorted(store.alerts(active_only=False), key=lambda a: a.fingerprint),
         store.alert_counts_since(NOW - timedelta(hours=1)),
-        [(d.subject, d.event, d.destination, d.body) for d in deliveries],
+        _inbox(store),
     )
 
 
@@ -337,8 +412,8 @@ def test_webhooks_in_one_transaction_store_what_one_at_a_time_would(
 ) -> None:
     groups = _random_groups(seed, 40)
     reference = open_store(f"sqlite:///{tmp_path / 'one-at-a-time.db'}")
-    one_by_one = [reference.apply_alert_group(g, at, _route) for g, at in groups]
-    assert store.apply_alert_groups(groups, _route) == one_by_one
+    one_by_one = [reference.apply_alert_group(g, at) for g, at in groups]
+    assert store.apply_alert_groups(groups) == one_by_one
     assert any(one_by_one) and not all(one_by_one)  # changes and re-sent groups both occur
     assert _outcome(store) == _outcome(reference)
     reference.close()
@@ -361,7 +436,7 @@ _REFUSE_BOOM = {
 def test_a_webhook_group_the_database_refuses_midway_leaves_nothing_behind(store: Store) -> None:
     """A statement refused in the middle of a group's writes (on PostgreSQL they go out as one
     pipeline, whose errors surface only at its end) is a StorageError, and the whole group is
-    rolled back: no alert, history or notification of it stays."""
+    rolled back: no alert, history or change for the incidents of it stays."""
     with store.engine.begin() as conn:
         for ddl in _REFUSE_BOOM[store.dialect]:
             conn.exec_driver_sql(ddl)
@@ -370,13 +445,11 @@ def test_a_webhook_group_the_database_refuses_midway_leaves_nothing_behind(store
         for f in ("fine", "boom")
     )
     with pytest.raises(StorageError):
-        store.apply_alert_groups([(_group(fine), NOW), (_group(boom), NOW)], _route)
+        store.apply_alert_groups([(_group(fine), NOW), (_group(boom), NOW)])
     assert store.alerts(active_only=False) == []
-    assert store.outbox_counts() == {}
-    assert store.apply_alert_group(_group(fine), NOW, _route) == [
-        AlertChange("fine", None, "firing")
-    ]
-    assert store.outbox_counts() == {"pending": 2}
+    assert _inbox(store) == []
+    assert store.apply_alert_group(_group(fine), NOW) == [AlertChange("fine", None, "firing")]
+    assert _inbox(store) == [("alert", "fine", "firing")]
     if store.dialect == "postgresql":
         assert _autocommit_in_pool(store) == [False, False]
 
@@ -506,14 +579,12 @@ def test_a_dropped_connection_fails_one_webhook_group_and_the_pool_heals(
     monkeypatch.setattr(store_module, "IDLE_PING", 3600.0)  # not pinged: the write finds out
     store = open_store(fresh_postgres_url)
     first = AlertIn("f1", "firing", {"alertname": "A", "severity": "critical"}, {}, NOW, None)
-    assert store.apply_alert_group(_group(first), NOW, _route)
+    assert store.apply_alert_group(_group(first), NOW)
     _drop_connections(fresh_postgres_url)
     second = dataclasses.replace(first, fingerprint="f2")
     with pytest.raises(StorageError):
-        store.apply_alert_group(_group(second), NOW, _route)
-    assert store.apply_alert_group(_group(second), NOW, _route) == [
-        AlertChange("f2", None, "firing")
-    ]
+        store.apply_alert_group(_group(second), NOW)
+    assert store.apply_alert_group(_group(second), NOW) == [AlertChange("f2", None, "firing")]
     assert _autocommit_in_pool(store) == [False, False]
-    assert store.outbox_counts() == {"pending": 4}
+    assert [key for _, key, _ in _inbox(store)] == ["f1", "f2"]
     store.close()
