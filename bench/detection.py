@@ -18,7 +18,7 @@ from bench.quality import three_sigma
 from bench.report import Figure
 from bench.servers import ROOT, clean_env
 from bot.watch import LAG, FeedWatch
-from detector.baseline import dense_counts
+from detector.estimators import dense_counts
 from detector.offline import analyze_transactions
 from detector.univariate import score_stream
 from storage.feed import load_file
