@@ -109,14 +109,18 @@ def learn(history: pd.DataFrame, tz: tzinfo, *, min_days: int = 1) -> Seasonal |
     return Seasonal(statuses, out, days, tz)
 
 
+def nanmedian(rows: np.ndarray) -> np.ndarray:
+    """Median along the first axis ignoring NaN; NaN where a column has none."""
+    with warnings.catch_warnings():
+        # an all-NaN slice (a bin no day covered, a phase no cycle saw) is expected here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(rows, axis=0))
+
+
 def median_across(rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Median across days of (day, bin, status) rows, falling back to all days where empty."""
-    with warnings.catch_warnings():
-        # an all-NaN slice (a bin no day covered) is expected here and handled below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        med = np.nanmedian(rows, axis=0) if len(rows) else np.full(fallback.shape[1:], np.nan)
-        backup = np.nanmedian(fallback, axis=0)
-    med = np.where(np.isnan(med), backup, med)
+    med = nanmedian(rows) if len(rows) else np.full(fallback.shape[1:], np.nan)
+    med = np.where(np.isnan(med), nanmedian(fallback), med)
     return np.nan_to_num(med, nan=0.0)
 
 
@@ -222,3 +226,49 @@ class Share:
         self.den = decay * self.den + base
         self.sq = decay * self.sq + (x - lam) ** 2
         self.lam = decay * self.lam + lam
+
+
+def find_period(y: np.ndarray, *, min_cycles: int = 2, strength: float = 0.3) -> int | None:
+    """The cycle of a regular series (in steps) its autocorrelation shows, or None.
+
+    `y` is linearly detrended; the lag picked is the autocorrelation's highest peak that is at
+    least `strength` and rises from a trough below it (so a slow drift, whose autocorrelation
+    only decays, has none), and is seen `min_cycles` times; of peaks nearly as high, the shortest
+    wins (a daily series also peaks at two days).
+    """
+    y = np.asarray(y, dtype=float)
+    y = y[np.isfinite(y)]
+    n = len(y)
+    if n < 8 * min_cycles:
+        return None
+    t = np.arange(n, dtype=float)
+    slope, intercept = np.polyfit(t, y, 1)
+    y = y - (slope * t + intercept)
+    if not np.any(y):
+        return None
+    spectrum = np.fft.rfft(y, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    acf = acf / acf[0] * n / (n - np.arange(n))  # unbiased: fewer pairs at long lags
+    top = n // min_cycles
+    if top < 4:
+        return None
+    lags = np.arange(3, top)
+    a = acf[lags]
+    peak = (a >= acf[lags - 1]) & (a >= acf[lags + 1]) & (a >= strength)
+    trough = np.minimum.accumulate(acf[1:top])[lags - 1]
+    peak &= a - trough >= strength
+    if not peak.any():
+        return None
+    best = float(a[peak].max())
+    return int(lags[peak & (a >= 0.9 * best)][0])
+
+
+def cycle_median(grid: np.ndarray, at: np.ndarray, period: int, cycles: int = 3) -> np.ndarray:
+    """For each step `at`, the median of `grid` at the same phase in the `cycles` cycles before
+    it (NaN where none is known): the seasonal expectation, unmoved by one bad cycle."""
+    back = np.full((cycles, len(at)), np.nan)
+    for k in range(1, cycles + 1):
+        src = at - k * period
+        ok = src >= 0
+        back[k - 1, ok] = grid[src[ok]]
+    return nanmedian(back)

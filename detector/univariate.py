@@ -1,46 +1,253 @@
-"""Streaming scores for any univariate series: the score at row t uses rows up to t only.
+"""`detect`'s scorer for any univariate series: causal, seasonal, calibrated, labelled at onsets.
 
-Robust and causal: each value is compared with the median and the median absolute deviation of
-the `window` values before it (pandas' rolling windows, so a million rows take well under a
-second). Both the level and the step from the previous value are judged, so spikes and level
-shifts both stand out; the score is a squashed robust z in [0, 1].
+The score of a row uses the rows before it only (and its own value). How it works:
+
+- **Learning period**: the first 15% of the rows (at most 750) teach the model; their score is 0.
+- **Period**: the cycle the autocorrelation shows in what has been seen (`find_period`: daily,
+  weekly or any other, at any spacing; none for a series without one), looked at again each time
+  the history doubles. Timestamps place each row on a regular grid, so missing rows do not shift
+  the phase.
+- **Expectation**: with a period, the median of the same phase in the last three cycles
+  (`cycle_median`: one bad cycle does not move it) moved by the recent level; without one, the
+  median of the recent rows.
+- **Kinds**, each a statistic of the rows up to now: a spike or dip (one residual), a level shift
+  or broken seasonal pattern (the mean residual over 8 rows, and over 32 rows against the
+  slower expectation, which also catches a trend change), a change of variance (the spread over
+  16 rows), a flatline (a value repeated longer than usual), and a series that stops (a gap in
+  the timestamps longer than usual).
+- **Calibrated score**: each statistic is turned into how rarely it has been this large in the
+  past (its own history: the empirical tail, extended by a generalised Pareto fit beyond it), so
+  a score of 0.5 means about one row in 10,000 on any series, 1.0 one in 100 million.
+- **Episodes and labels**: a score of 0.5 opens an episode, rows above 0.3 keep it open, and it
+  resolves after 64 quiet rows (`detector.episodes`, the rule the feed's episodes follow); the
+  label is 1 only on the row each episode opened at.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from detector.episodes import onsets
+from detector.estimators import cycle_median, find_period
 
-def _robust_z(values: pd.Series, window: int, min_periods: int) -> np.ndarray:
-    prev = values.shift(1)
-    med = prev.rolling(window, min_periods=min_periods).median()
-    resid = (values - med).abs()
-    mad = resid.shift(1).rolling(window, min_periods=min_periods).median()
-    scale = 1.4826 * mad
-    floor = 1e-6 + 0.01 * med.abs()
-    denom = np.maximum(scale.to_numpy(dtype=float), floor.to_numpy(dtype=float))
-    z = (values - med).to_numpy(dtype=float) / denom
-    return np.asarray(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+LEARN_SHARE = 0.15
+LEARN_MAX = 750
+RARE = 1e-4  # how rare a statistic must be (per row) to score 0.5
+OPEN = 0.5
+KEEP = 0.3
+RESOLVE = 64  # quiet rows before an episode resolves
+SHORT, LEVEL, SPREAD, LONG, SLOW = 16, 8, 16, 32, 128  # rows
+SCALE_ROWS = 2048  # the robust scale of the residuals is learned from this many rows back
+TAIL_ROWS = 20_000  # each statistic's tail is learned from this many rows back
+TAIL = 0.02  # the share of a statistic's past that its tail model is fitted to
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Per row: the score in [0, 1] and the 0/1 onset label; the model's learning rows and the
+    period it settled on (in grid steps, None without one)."""
+
+    score: np.ndarray
+    label: np.ndarray
+    learning: int
+    period: int | None
+
+
+def learning_rows(n: int) -> int:
+    """Rows of the learning period: 15% of the series, at most 750."""
+    return int(min(math.floor(LEARN_SHARE * n), LEARN_MAX))
+
+
+def positions(stamps: np.ndarray | None, n: int) -> np.ndarray:
+    """Each row's step on a regular grid (the median spacing); the row number when timestamps
+    are missing, out of order, or too irregular to place."""
+    rows = np.arange(n, dtype=np.int64)
+    if stamps is None or n < 3:
+        return rows
+    t = np.asarray(stamps).astype("datetime64[ns]").astype(np.int64)
+    gaps = np.diff(t)
+    if (gaps <= 0).any():
+        return rows
+    step = float(np.median(gaps))
+    pos = np.rint((t - t[0]) / step).astype(np.int64)
+    if pos[-1] > 4 * n or (np.diff(pos) <= 0).any():
+        return rows
+    return pos
+
+
+def score_series(values: np.ndarray, stamps: np.ndarray | None = None) -> Scored:
+    """Score every row of a series (NaN values score 0), causally; see the module docstring."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    learning = learning_rows(n)
+    if n < 16:
+        return Scored(np.zeros(n), np.zeros(n, dtype=np.int8), learning, None)
+    known = np.isfinite(x)
+    x = pd.Series(x).ffill().bfill().to_numpy()
+    if not known.any():
+        x = np.zeros(n)
+    pos = positions(stamps, n)
+    grid = np.full(int(pos[-1]) + 1, np.nan)
+    grid[pos] = x
+    period, expected, slow = _expectations(x, grid, pos, max(learning, 16))
+    starts = np.arange(0, n, max(32, n // 256))
+    resid = x - expected
+    sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
+    sigma = np.maximum(sigma, _blockwise(x, starts, SCALE_ROWS, _floor))
+    slow_resid = x - slow
+    slow_sigma = np.maximum(_blockwise(slow_resid, starts, SCALE_ROWS, _spread), sigma)
+    stats = (
+        (np.abs(resid) / sigma, 4.0),
+        (np.abs(_trailing_mean(resid, LEVEL)) / sigma, 2.0),
+        (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
+        (np.abs(np.log((_trailing_sd(resid, SPREAD) + 1e-3 * sigma) / sigma)), math.log(2.5)),
+        (_runs(x), 5.0),
+        (np.diff(pos, prepend=pos[0]).astype(float), 3.0),
+    )
+    score = np.zeros(n)
+    for stat, least in stats:
+        score = np.maximum(score, _calibrated(stat, starts, least))
+    score[:learning] = 0.0
+    score[~known] = 0.0
+    label = onsets(score >= OPEN, score >= KEEP, RESOLVE).astype(np.int8)
+    return Scored(score, label, learning, period)
 
 
 def score_stream(
-    values: np.ndarray | pd.Series,
-    *,
-    window: int = 120,
-    threshold: float = 0.8,
+    values: np.ndarray | pd.Series, stamps: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Anomaly score in [0, 1] and a 0/1 label (score >= threshold) per value, causally.
+    """Anomaly score in [0, 1] and the 0/1 onset label of each value (see `score_series`)."""
+    scored = score_series(np.asarray(values, dtype=float), stamps)
+    return scored.score, scored.label
 
-    NaN values score 0. The first `window // 4` rows score 0 while the scale is learned.
-    """
-    series = pd.Series(np.asarray(values, dtype=float))
-    series = series.ffill().fillna(0.0)
-    min_periods = max(window // 4, 8)
-    z_level = _robust_z(series, window, min_periods)
-    z_step = _robust_z(series.diff().fillna(0.0), window, min_periods)
-    z = np.maximum(np.abs(z_level), 0.7 * np.abs(z_step))
-    score = 1.0 - np.exp(-np.maximum(z - 2.0, 0.0) / 4.0)
-    score[:min_periods] = 0.0
-    labels = (score >= threshold).astype(np.int8)
-    return score, labels
+
+def _expectations(
+    x: np.ndarray, grid: np.ndarray, pos: np.ndarray, learning: int
+) -> tuple[int | None, np.ndarray, np.ndarray]:
+    """The period, then each row's expectation from the rows before it: the quick one (follows
+    the level within a few rows) and the slow one (past cycles, or the last 128 rows). The period
+    is found on the learning rows, then again each time the history doubles."""
+    past = pd.Series(x).shift(1)
+    quick = past.rolling(SHORT, min_periods=1).median().to_numpy(copy=True)
+    slow = past.rolling(SLOW, min_periods=1).median().to_numpy(copy=True)
+    quick[0] = slow[0] = x[0]
+    n = len(x)
+    cuts = [learning]
+    while cuts[-1] < n:
+        cuts.append(2 * cuts[-1])
+    period: int | None = None
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for k, cut in enumerate(cuts[:-1]):
+        found = find_period(np.asarray(pd.Series(grid[: pos[cut - 1] + 1]).ffill()))
+        if found is None:
+            continue
+        period = found
+        if found not in cache:
+            seasonal = cycle_median(grid, pos, found)
+            level = pd.Series(x - seasonal).shift(1).rolling(SHORT, min_periods=1).median()
+            cache[found] = (seasonal, seasonal + level.fillna(0.0).to_numpy())
+        seasonal, moved = cache[found]
+        rows = slice(0 if k == 0 else cut, min(cuts[k + 1], n))
+        have = np.isfinite(seasonal[rows]) & np.isfinite(moved[rows])
+        quick[rows] = np.where(have, moved[rows], quick[rows])
+        slow[rows] = np.where(have, seasonal[rows], slow[rows])
+    return period, quick, slow
+
+
+def _blockwise(
+    values: np.ndarray, starts: np.ndarray, back: int, fn: Callable[[np.ndarray], float]
+) -> np.ndarray:
+    """`fn` of the `back` rows before each block, held for the rows of the block."""
+    out = np.empty(len(values))
+    bounds = [*starts.tolist(), len(values)]
+    for b, e in zip(bounds[:-1], bounds[1:], strict=True):
+        window = values[max(0, b - back) : b]
+        out[b:e] = fn(window) if len(window) else math.nan
+    return out
+
+
+def _spread(window: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation: the standard deviation, were it Gaussian."""
+    return 1.4826 * float(np.median(np.abs(window - np.median(window))))
+
+
+def _floor(window: np.ndarray) -> float:
+    """The least scale a deviation is measured in: a thousandth of the values' range, half the
+    step of quantized values, never zero."""
+    lo, hi = np.percentile(window, [5, 95])
+    steps = np.abs(np.diff(window))
+    steps = steps[steps > 0]
+    quantum = float(steps.min()) if len(steps) else 0.0
+    return max(1e-3 * float(hi - lo), 0.5 * quantum, 1e-9 * max(abs(float(hi)), 1.0), 1e-12)
+
+
+def _trailing_mean(values: np.ndarray, w: int) -> np.ndarray:
+    total = np.cumsum(np.concatenate(([0.0], values)))
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(idx - w, 0)
+    return (total[idx] - total[lo]) / (idx - lo)
+
+
+def _trailing_sd(values: np.ndarray, w: int) -> np.ndarray:
+    mean = _trailing_mean(values, w)
+    square = _trailing_mean(values * values, w)
+    return np.sqrt(np.maximum(square - mean * mean, 0.0))
+
+
+def _runs(x: np.ndarray) -> np.ndarray:
+    """How many rows in a row, up to this one, have repeated the same value."""
+    same = np.concatenate(([False], x[1:] == x[:-1]))
+    idx = np.arange(len(x))
+    last_change = np.maximum.accumulate(np.where(same, 0, idx))
+    return (idx - last_change).astype(float)
+
+
+def _calibrated(stat: np.ndarray, starts: np.ndarray, least: float) -> np.ndarray:
+    """The score of each row's statistic against the statistic's own past (see the module
+    docstring); values below `least` never score."""
+    score = np.zeros(len(stat))
+    bounds = [*starts.tolist(), len(stat)]
+    for b, e in zip(bounds[:-1], bounds[1:], strict=True):
+        now = stat[b:e]
+        hot = np.flatnonzero(now >= least)
+        if not len(hot):
+            continue
+        past = stat[max(0, b - TAIL_ROWS) : b]
+        past = np.sort(past[np.isfinite(past)])
+        if len(past) < 30:
+            continue
+        p = _tail(past, now[hot])
+        score[b + hot] = np.clip(np.log10(1.0 / np.maximum(p, 1e-300)) / (-2 * math.log10(RARE)), 0, 1)
+    return score
+
+
+def _tail(past: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """How often the past reached each value: the empirical share, and beyond the top 2% of the
+    past a generalised Pareto tail fitted to it (method of moments), whichever is larger."""
+    m = len(past)
+    seen = (m - np.searchsorted(past, values, side="left")) / m
+    q = past[int((1 - TAIL) * (m - 1))]
+    excess = past[past > q] - q
+    zeta = max(len(excess), 1) / m
+    if len(excess) >= 5:
+        mean, var = float(excess.mean()), float(excess.var())
+        ratio = mean * mean / var if var > 0 else 1.0
+        shape = min(max(0.5 * (1 - ratio), -0.25), 0.5)
+        scale = max(0.5 * mean * (1 + ratio), 1e-12)
+    else:
+        shape, scale = 0.0, max(float(excess.mean()) if len(excess) else 0.0, 1e-12)
+        scale = max(scale, 0.1 * abs(float(q)), 1e-12)
+    over = np.maximum(values - q, 0.0) / scale
+    if abs(shape) < 1e-6:
+        fitted = zeta * np.exp(-over)
+    else:
+        base = np.maximum(1 + shape * over, 0.0)
+        with np.errstate(divide="ignore"):
+            fitted = zeta * np.power(base, -1 / shape)
+    fitted = np.where(values > q, fitted, 1.0)
+    return np.asarray(np.maximum(seen, fitted))
