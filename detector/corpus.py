@@ -162,8 +162,8 @@ def _series(index: int, rng: np.random.Generator) -> Labelled:
             _inject(kind, x, at, sd, amp, rng)
             ats.append(at)
             kinds.append(kind)
-    if noise in ("counts", "quantized"):
-        x = np.round(x)
+    if noise == "counts":
+        x = np.round(np.maximum(x, 0.0))
     keep = np.ones(n, dtype=np.bool_)
     if n > 200 and rng.uniform() < 0.3:
         keep[rng.choice(n, size=n // 50, replace=False)] = False

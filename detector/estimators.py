@@ -228,13 +228,21 @@ class Share:
         self.lam = decay * self.lam + lam
 
 
-def find_period(y: np.ndarray, *, min_cycles: int = 2, strength: float = 0.3) -> int | None:
+def find_period(
+    y: np.ndarray,
+    *,
+    calendar: tuple[float, ...] = (),
+    min_cycles: int = 2,
+    strength: float = 0.3,
+) -> int | None:
     """The cycle of a regular series (in steps) its autocorrelation shows, or None.
 
     `y` is linearly detrended; the lag picked is the autocorrelation's highest peak that is at
     least `strength` and rises from a trough below it (so a slow drift, whose autocorrelation
     only decays, has none), and is seen `min_cycles` times; of peaks nearly as high, the shortest
-    wins (a daily series also peaks at two days).
+    wins (a daily series also peaks at two days). A `calendar` cycle (a day, a week, in steps)
+    that correlates nearly as well is preferred; otherwise the peak is placed between lags by a
+    parabola.
     """
     y = np.asarray(y, dtype=float)
     y = y[np.isfinite(y)]
@@ -260,7 +268,14 @@ def find_period(y: np.ndarray, *, min_cycles: int = 2, strength: float = 0.3) ->
     if not peak.any():
         return None
     best = float(a[peak].max())
-    return int(lags[peak & (a >= 0.9 * best)][0])
+    for cycle in sorted(calendar):
+        c = int(round(cycle))
+        if 3 <= c < top and acf[c] >= max(strength, 0.85 * best):
+            return c
+    lag = int(lags[peak & (a >= 0.9 * best)][0])
+    left, mid, right = acf[lag - 1], acf[lag], acf[lag + 1]
+    bend = left - 2 * mid + right
+    return int(round(lag + (0.5 * (left - right) / bend if bend < 0 else 0.0)))
 
 
 def cycle_median(grid: np.ndarray, at: np.ndarray, period: int, cycles: int = 3) -> np.ndarray:

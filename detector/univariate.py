@@ -40,7 +40,9 @@ LEARN_MAX = 750
 RARE = 1e-4  # how rare a statistic must be (per row) to score 0.5
 OPEN = 0.5
 KEEP = 0.3
+CERTAIN = 0.9  # rows this anomalous are left out of the past later rows are judged against
 RESOLVE = 64  # quiet rows before an episode resolves
+WARM = 32  # rows whose statistics no later row is judged against (their scale is unsettled)
 SHORT, LEVEL, SPREAD, LONG, SLOW = 16, 8, 16, 32, 128  # rows
 SCALE_ROWS = 2048  # the robust scale of the residuals is learned from this many rows back
 TAIL_ROWS = 20_000  # each statistic's tail is learned from this many rows back
@@ -63,21 +65,21 @@ def learning_rows(n: int) -> int:
     return int(min(math.floor(LEARN_SHARE * n), LEARN_MAX))
 
 
-def positions(stamps: np.ndarray | None, n: int) -> np.ndarray:
-    """Each row's step on a regular grid (the median spacing); the row number when timestamps
-    are missing, out of order, or too irregular to place."""
+def positions(stamps: np.ndarray | None, n: int) -> tuple[np.ndarray, float | None]:
+    """Each row's step on a regular grid, and the grid's step in seconds; the row number (and
+    None) when timestamps are missing, out of order, or too irregular to place."""
     rows = np.arange(n, dtype=np.int64)
     if stamps is None or n < 3:
-        return rows
+        return rows, None
     t = np.asarray(stamps).astype("datetime64[ns]").astype(np.int64)
     gaps = np.diff(t)
     if (gaps <= 0).any():
-        return rows
+        return rows, None
     step = float(np.median(gaps))
     pos = np.rint((t - t[0]) / step).astype(np.int64)
     if pos[-1] > 4 * n or (np.diff(pos) <= 0).any():
-        return rows
-    return pos
+        return rows, None
+    return pos, step / 1e9
 
 
 def score_series(values: np.ndarray, stamps: np.ndarray | None = None) -> Scored:
@@ -91,10 +93,11 @@ def score_series(values: np.ndarray, stamps: np.ndarray | None = None) -> Scored
     x = pd.Series(x).ffill().bfill().to_numpy()
     if not known.any():
         x = np.zeros(n)
-    pos = positions(stamps, n)
+    pos, step = positions(stamps, n)
     grid = np.full(int(pos[-1]) + 1, np.nan)
     grid[pos] = x
-    period, expected, slow = _expectations(x, grid, pos, max(learning, 16))
+    calendar = (86_400 / step, 604_800 / step) if step else ()
+    period, expected, slow = _expectations(x, grid, pos, max(learning, 16), calendar)
     starts = np.arange(0, n, max(32, n // 256))
     resid = x - expected
     sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
@@ -106,12 +109,10 @@ def score_series(values: np.ndarray, stamps: np.ndarray | None = None) -> Scored
         (np.abs(_trailing_mean(resid, LEVEL)) / sigma, 2.0),
         (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
         (np.abs(np.log((_trailing_sd(resid, SPREAD) + 1e-3 * sigma) / sigma)), math.log(2.5)),
-        (_runs(x), 5.0),
-        (np.diff(pos, prepend=pos[0]).astype(float), 3.0),
+        (_runs(x, starts), 5.0),
+        (np.diff(pos, prepend=pos[0]).astype(float), 8.0),
     )
-    score = np.zeros(n)
-    for stat, least in stats:
-        score = np.maximum(score, _calibrated(stat, starts, least))
+    score = _judge(stats, starts, WARM)
     score[:learning] = 0.0
     score[~known] = 0.0
     label = onsets(score >= OPEN, score >= KEEP, RESOLVE).astype(np.int8)
@@ -127,7 +128,7 @@ def score_stream(
 
 
 def _expectations(
-    x: np.ndarray, grid: np.ndarray, pos: np.ndarray, learning: int
+    x: np.ndarray, grid: np.ndarray, pos: np.ndarray, learning: int, calendar: tuple[float, ...]
 ) -> tuple[int | None, np.ndarray, np.ndarray]:
     """The period, then each row's expectation from the rows before it: the quick one (follows
     the level within a few rows) and the slow one (past cycles, or the last 128 rows). The period
@@ -143,7 +144,8 @@ def _expectations(
     period: int | None = None
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k, cut in enumerate(cuts[:-1]):
-        found = find_period(np.asarray(pd.Series(grid[: pos[cut - 1] + 1]).ffill()))
+        prefix = np.asarray(pd.Series(grid[: pos[cut - 1] + 1]).ffill())
+        found = find_period(prefix, calendar=calendar)
         if found is None:
             continue
         period = found
@@ -199,55 +201,79 @@ def _trailing_sd(values: np.ndarray, w: int) -> np.ndarray:
     return np.sqrt(np.maximum(square - mean * mean, 0.0))
 
 
-def _runs(x: np.ndarray) -> np.ndarray:
-    """How many rows in a row, up to this one, have repeated the same value."""
+def _runs(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """How many rows in a row, up to this one, have repeated the same value; NaN (not judged)
+    where fewer than 5% of the rows before the block changed value: a flatline is news only in
+    a series that used to move."""
     same = np.concatenate(([False], x[1:] == x[:-1]))
     idx = np.arange(len(x))
     last_change = np.maximum.accumulate(np.where(same, 0, idx))
-    return (idx - last_change).astype(float)
+    runs = (idx - last_change).astype(float)
+    moved = _blockwise((~same).astype(float), starts, SCALE_ROWS, lambda w: float(w.mean()))
+    return np.where(moved >= 0.05, runs, np.nan)
 
 
-def _calibrated(stat: np.ndarray, starts: np.ndarray, least: float) -> np.ndarray:
-    """The score of each row's statistic against the statistic's own past (see the module
-    docstring); values below `least` never score."""
-    score = np.zeros(len(stat))
-    bounds = [*starts.tolist(), len(stat)]
+def _judge(
+    stats: tuple[tuple[np.ndarray, float], ...], starts: np.ndarray, warm: int
+) -> np.ndarray:
+    """Each row's score: the rarest of its statistics against their own past (see the module
+    docstring), block by block. Rows that scored as anomalous are left out of the past the
+    later blocks are judged against, so an anomaly does not teach the model that it is normal.
+    Statistics below their `least` value never score, and those of the first `warm` rows (whose
+    scale was learned from too few rows) are not part of any past."""
+    n = len(stats[0][0])
+    score = np.zeros(n)
+    calm = np.ones(n, dtype=np.bool_)
+    calm[:warm] = False
+    bounds = [*starts.tolist(), n]
+    scale = -2 * math.log10(RARE)
     for b, e in zip(bounds[:-1], bounds[1:], strict=True):
-        now = stat[b:e]
-        hot = np.flatnonzero(now >= least)
-        if not len(hot):
-            continue
-        past = stat[max(0, b - TAIL_ROWS) : b]
-        past = np.sort(past[np.isfinite(past)])
-        if len(past) < 30:
-            continue
-        p = _tail(past, now[hot])
-        score[b + hot] = np.clip(np.log10(1.0 / np.maximum(p, 1e-300)) / (-2 * math.log10(RARE)), 0, 1)
+        lo = max(0, b - TAIL_ROWS)
+        usable = calm[lo:b]
+        block = score[b:e]
+        for stat, least in stats:
+            now = stat[b:e]
+            hot = np.flatnonzero(now >= least)
+            if not len(hot):
+                continue
+            past = stat[lo:b][usable]
+            past = past[np.isfinite(past)]
+            if len(past) < 30:
+                continue
+            p = _tail(past, now[hot])
+            rarity = np.clip(np.log10(1.0 / np.maximum(p, 1e-300)) / scale, 0.0, 1.0)
+            block[hot] = np.maximum(block[hot], rarity)
+        calm[b:e] = block < CERTAIN
     return score
 
 
 def _tail(past: np.ndarray, values: np.ndarray) -> np.ndarray:
     """How often the past reached each value: the empirical share, and beyond the top 2% of the
-    past a generalised Pareto tail fitted to it (method of moments), whichever is larger."""
+    past a generalised Pareto tail fitted to it (Pickands' estimator, from the median and upper
+    quartile of the excesses: a few huge ones do not bend it), whichever is larger."""
     m = len(past)
-    seen = (m - np.searchsorted(past, values, side="left")) / m
-    q = past[int((1 - TAIL) * (m - 1))]
-    excess = past[past > q] - q
-    zeta = max(len(excess), 1) / m
-    if len(excess) >= 5:
-        mean, var = float(excess.mean()), float(excess.var())
-        ratio = mean * mean / var if var > 0 else 1.0
-        shape = min(max(0.5 * (1 - ratio), -0.25), 0.5)
-        scale = max(0.5 * mean * (1 + ratio), 1e-12)
+    k = int((1 - TAIL) * (m - 1))
+    part = np.partition(past, k)
+    q = float(part[k])
+    excess = part[k + 1 :] - q
+    excess = excess[excess > 0]
+    if len(values) > 64:
+        seen = (m - np.searchsorted(np.sort(past), values, side="left")) / m
     else:
-        shape, scale = 0.0, max(float(excess.mean()) if len(excess) else 0.0, 1e-12)
-        scale = max(scale, 0.1 * abs(float(q)), 1e-12)
+        seen = (past[None, :] >= values[:, None]).sum(axis=1) / m
+    zeta = max(len(excess), 1) / m
+    shape = 0.0
+    if len(excess) >= 8:
+        q50, q75 = np.percentile(excess, [50, 75])
+        shape = min(max(math.log2(max(q75 - q50, 1e-12) / max(q50, 1e-12)), -0.25), 0.5)
+        scale = q50 / math.log(2) if abs(shape) < 1e-3 else q50 * shape / (2**shape - 1)
+    else:
+        scale = float(excess.mean()) if len(excess) else 0.0
+    scale = max(scale, 0.1 * abs(q), 1e-12)
     over = np.maximum(values - q, 0.0) / scale
-    if abs(shape) < 1e-6:
+    if abs(shape) < 1e-3:
         fitted = zeta * np.exp(-over)
     else:
-        base = np.maximum(1 + shape * over, 0.0)
         with np.errstate(divide="ignore"):
-            fitted = zeta * np.power(base, -1 / shape)
-    fitted = np.where(values > q, fitted, 1.0)
-    return np.asarray(np.maximum(seen, fitted))
+            fitted = zeta * np.power(np.maximum(1 + shape * over, 0.0), -1 / shape)
+    return np.asarray(np.maximum(seen, np.where(values > q, fitted, 1.0)))
