@@ -88,16 +88,19 @@ def stumpy_discords(stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
     return _fold(flags)
 
 
-def ruptures_pelt(stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """ruptures' PELT change points (least-squares cost, whole series), penalty 3 log n times the
-    variance: each change point is a detection."""
+def ruptures_binseg(stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """ruptures' binary segmentation (least-squares cost, whole series, values in units of their
+    robust step-to-step deviation, at least 5% of their spread), penalty 20 log n: each change
+    point is a detection."""
     import ruptures
 
     if len(values) < 20:
         return np.zeros(len(values), dtype=np.int8)
-    scale = float(np.std(np.diff(values))) or 1.0
-    algo = ruptures.Pelt(model="l2", min_size=5, jump=5).fit(values / scale)
-    found = algo.predict(pen=3 * math.log(len(values)))
+    steps = np.diff(values)
+    spread = 1.4826 * float(np.median(np.abs(steps - np.median(steps)))) / math.sqrt(2)
+    scale = max(spread, 0.05 * float(np.std(values))) or 1.0
+    algo = ruptures.Binseg(model="l2", min_size=5, jump=5).fit(values / scale)
+    found = algo.predict(pen=20 * math.log(len(values)))
     flags = np.zeros(len(values), dtype=np.int8)
     flags[[b for b in found if b < len(values)]] = 1
     return flags
@@ -108,7 +111,7 @@ PEERS: dict[str, Detector] = {
     "3-sigma (all values before)": three_sigma,
     "PyOD ECOD (windows of 8, whole series)": pyod_ecod,
     "stumpy matrix-profile discords (windows of 16, whole series)": stumpy_discords,
-    "ruptures PELT change points (whole series)": ruptures_pelt,
+    "ruptures binary segmentation (whole series)": ruptures_binseg,
 }
 
 

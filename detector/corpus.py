@@ -58,7 +58,7 @@ def _shape(kind: str, t: np.ndarray, spacing: int, rng: np.random.Generator) -> 
     if kind == "trend":
         return np.linspace(0, rng.choice([-1.0, 1.0]) * rng.uniform(1, 4), len(t))
     if kind == "square":
-        period = float(rng.choice([day, rng.integers(20, 300)]))
+        period = day if rng.uniform() < 0.5 else float(rng.integers(20, 300))
         return np.where(((t + phase * period) % period) < period / 2, 1.0, -1.0)
     if kind == "business":
         hour = (t * spacing / 60) % 24
@@ -67,17 +67,17 @@ def _shape(kind: str, t: np.ndarray, spacing: int, rng: np.random.Generator) -> 
     walk = np.cumsum(rng.normal(0, 1, len(t)))
     width = max(len(t) // 50, 1)
     smooth = np.convolve(walk, np.ones(width) / width, mode="same")
-    return (smooth - smooth.mean()) / (smooth.std() + 1e-9)
+    return np.asarray((smooth - smooth.mean()) / (smooth.std() + 1e-9))
 
 
 def _noise(kind: str, clean: np.ndarray, sd: float, rng: np.random.Generator) -> np.ndarray:
     n = len(clean)
     if kind == "gauss":
-        return clean + rng.normal(0, sd, n)
+        return np.asarray(clean + rng.normal(0, sd, n))
     if kind == "heavy":
-        return clean + sd * rng.standard_t(3, n) / np.sqrt(3)
+        return np.asarray(clean + sd * rng.standard_t(3, n) / np.sqrt(3))
     if kind == "counts":
-        return rng.poisson(np.maximum(clean, 0.05)).astype(float)
+        return np.asarray(rng.poisson(np.maximum(clean, 0.05)), dtype=float)
     if kind == "quantized":
         step = max(sd * rng.uniform(0.5, 2.0), 1e-3)
         return np.round((clean + rng.normal(0, sd, n)) / step) * step

@@ -121,7 +121,7 @@ def median_across(rows: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """Median across days of (day, bin, status) rows, falling back to all days where empty."""
     med = nanmedian(rows) if len(rows) else np.full(fallback.shape[1:], np.nan)
     med = np.where(np.isnan(med), nanmedian(fallback), med)
-    return np.nan_to_num(med, nan=0.0)
+    return np.asarray(np.nan_to_num(med, nan=0.0))
 
 
 def decay(half_life: float) -> float:
@@ -269,13 +269,13 @@ def find_period(
         return None
     best = float(a[peak].max())
     for cycle in sorted(calendar):
-        c = int(round(cycle))
+        c = round(cycle)
         if 3 <= c < top and acf[c] >= max(strength, 0.85 * best):
             return c
     lag = int(lags[peak & (a >= 0.9 * best)][0])
     left, mid, right = acf[lag - 1], acf[lag], acf[lag + 1]
     bend = left - 2 * mid + right
-    return int(round(lag + (0.5 * (left - right) / bend if bend < 0 else 0.0)))
+    return round(lag + (0.5 * (left - right) / bend if bend < 0 else 0.0))
 
 
 def cycle_median(grid: np.ndarray, at: np.ndarray, period: int, cycles: int = 3) -> np.ndarray:
@@ -286,4 +286,8 @@ def cycle_median(grid: np.ndarray, at: np.ndarray, period: int, cycles: int = 3)
         src = at - k * period
         ok = src >= 0
         back[k - 1, ok] = grid[src[ok]]
-    return nanmedian(back)
+    if cycles != 3:
+        return nanmedian(back)
+    # the median of three without sorting (fmin and fmax pass over NaN: of two, the larger)
+    a, b, c = back
+    return np.asarray(np.fmax(np.fmin(a, b), np.fmin(np.fmax(a, b), c)))

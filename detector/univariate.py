@@ -25,6 +25,7 @@ The score of a row uses the rows before it only (and its own value). How it work
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,9 +44,10 @@ KEEP = 0.3
 CERTAIN = 0.9  # rows this anomalous are left out of the past later rows are judged against
 RESOLVE = 64  # quiet rows before an episode resolves
 WARM = 32  # rows whose statistics no later row is judged against (their scale is unsettled)
-SHORT, LEVEL, SPREAD, LONG, SLOW = 16, 8, 16, 32, 128  # rows
+SHORT, LEVEL, SPREAD, LONG, SLOW = 15, 8, 16, 32, 128  # rows
+PERIOD_STEPS = 1 << 15  # the period is looked for in at most this many of the latest steps
 SCALE_ROWS = 2048  # the robust scale of the residuals is learned from this many rows back
-TAIL_ROWS = 20_000  # each statistic's tail is learned from this many rows back
+TAIL_ROWS = 10_000  # each statistic's tail is learned from this many rows back
 TAIL = 0.02  # the share of a statistic's past that its tail model is fitted to
 
 
@@ -133,10 +135,8 @@ def _expectations(
     """The period, then each row's expectation from the rows before it: the quick one (follows
     the level within a few rows) and the slow one (past cycles, or the last 128 rows). The period
     is found on the learning rows, then again each time the history doubles."""
-    past = pd.Series(x).shift(1)
-    quick = past.rolling(SHORT, min_periods=1).median().to_numpy(copy=True)
-    slow = past.rolling(SLOW, min_periods=1).median().to_numpy(copy=True)
-    quick[0] = slow[0] = x[0]
+    quick = _past_median(x, SHORT)
+    slow = _past_median(_trailing_mean(x, SHORT), SLOW // SHORT, SHORT)
     n = len(x)
     cuts = [learning]
     while cuts[-1] < n:
@@ -144,15 +144,17 @@ def _expectations(
     period: int | None = None
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k, cut in enumerate(cuts[:-1]):
-        prefix = np.asarray(pd.Series(grid[: pos[cut - 1] + 1]).ffill())
+        seen = grid[max(0, pos[cut - 1] + 1 - PERIOD_STEPS) : pos[cut - 1] + 1]
+        prefix = np.asarray(pd.Series(seen).ffill().bfill())
         found = find_period(prefix, calendar=calendar)
         if found is None:
             continue
         period = found
         if found not in cache:
             seasonal = cycle_median(grid, pos, found)
-            level = pd.Series(x - seasonal).shift(1).rolling(SHORT, min_periods=1).median()
-            cache[found] = (seasonal, seasonal + level.fillna(0.0).to_numpy())
+            off = x - seasonal
+            level = _past_median(np.where(np.isfinite(off), off, 0.0), SHORT)
+            cache[found] = (seasonal, seasonal + level)
         seasonal, moved = cache[found]
         rows = slice(0 if k == 0 else cut, min(cuts[k + 1], n))
         have = np.isfinite(seasonal[rows]) & np.isfinite(moved[rows])
@@ -167,7 +169,7 @@ def _blockwise(
     """`fn` of the `back` rows before each block, held for the rows of the block."""
     out = np.empty(len(values))
     bounds = [*starts.tolist(), len(values)]
-    for b, e in zip(bounds[:-1], bounds[1:], strict=True):
+    for b, e in itertools.pairwise(bounds):
         window = values[max(0, b - back) : b]
         out[b:e] = fn(window) if len(window) else math.nan
     return out
@@ -188,17 +190,26 @@ def _floor(window: np.ndarray) -> float:
     return max(1e-3 * float(hi - lo), 0.5 * quantum, 1e-9 * max(abs(float(hi)), 1.0), 1e-12)
 
 
+def _past_median(values: np.ndarray, w: int, every: int = 1) -> np.ndarray:
+    """For each row, the median of the `w` values before it (taken `every` rows apart; the first
+    value stands in for those before the series began)."""
+    span = w * every
+    padded = np.concatenate([np.full(span, values[0]), values[:-1]])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span)[:, ::every]
+    return np.asarray(np.partition(windows, w // 2, axis=1)[:, w // 2])
+
+
 def _trailing_mean(values: np.ndarray, w: int) -> np.ndarray:
     total = np.cumsum(np.concatenate(([0.0], values)))
     idx = np.arange(1, len(values) + 1)
     lo = np.maximum(idx - w, 0)
-    return (total[idx] - total[lo]) / (idx - lo)
+    return np.asarray((total[idx] - total[lo]) / (idx - lo))
 
 
 def _trailing_sd(values: np.ndarray, w: int) -> np.ndarray:
     mean = _trailing_mean(values, w)
     square = _trailing_mean(values * values, w)
-    return np.sqrt(np.maximum(square - mean * mean, 0.0))
+    return np.asarray(np.sqrt(np.maximum(square - mean * mean, 0.0)))
 
 
 def _runs(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -227,7 +238,7 @@ def _judge(
     calm[:warm] = False
     bounds = [*starts.tolist(), n]
     scale = -2 * math.log10(RARE)
-    for b, e in zip(bounds[:-1], bounds[1:], strict=True):
+    for b, e in itertools.pairwise(bounds):
         lo = max(0, b - TAIL_ROWS)
         usable = calm[lo:b]
         block = score[b:e]
@@ -255,12 +266,10 @@ def _tail(past: np.ndarray, values: np.ndarray) -> np.ndarray:
     k = int((1 - TAIL) * (m - 1))
     part = np.partition(past, k)
     q = float(part[k])
-    excess = part[k + 1 :] - q
-    excess = excess[excess > 0]
-    if len(values) > 64:
-        seen = (m - np.searchsorted(np.sort(past), values, side="left")) / m
-    else:
-        seen = (past[None, :] >= values[:, None]).sum(axis=1) / m
+    top = np.sort(part[k:])
+    excess = top[top > q] - q
+    # rows at or below q are common (seen in 2% of the past or more): they score nothing
+    seen = np.where(values > q, (len(top) - np.searchsorted(top, values)) / m, 1.0)
     zeta = max(len(excess), 1) / m
     shape = 0.0
     if len(excess) >= 8:
