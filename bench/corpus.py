@@ -39,18 +39,22 @@ def _fold(flags: np.ndarray) -> np.ndarray:
     return onsets(flags, flags, RESOLVE).astype(np.int8)
 
 
+def _beyond(values: np.ndarray, mean: pd.Series, sd: pd.Series, limit: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):  # a flat past has no deviation
+        z = np.abs(values - mean.to_numpy()) / sd.to_numpy()
+    return _fold(np.nan_to_num(z, nan=0.0, posinf=0.0) > limit)
+
+
 def windowed_gaussian(stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
     """NAB's baseline: mean and deviation of the last 6,400 values, |z| beyond 3.72 (p < 2e-4)."""
     past = pd.Series(values).shift(1).rolling(6400, min_periods=10)
-    z = (values - past.mean().to_numpy()) / past.std().to_numpy()
-    return _fold(np.nan_to_num(np.abs(z), nan=0.0, posinf=0.0) > 3.72)
+    return _beyond(values, past.mean(), past.std(), 3.72)
 
 
 def three_sigma(stamps: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Mean and deviation of everything before, |z| beyond 3."""
     past = pd.Series(values).shift(1).expanding(min_periods=10)
-    z = (values - past.mean().to_numpy()) / past.std().to_numpy()
-    return _fold(np.nan_to_num(np.abs(z), nan=0.0, posinf=0.0) > 3.0)
+    return _beyond(values, past.mean(), past.std(), 3.0)
 
 
 def _lagged(values: np.ndarray, width: int = 8) -> np.ndarray:

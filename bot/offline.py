@@ -253,10 +253,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         value_col = args.value_col
     else:
         numeric = [c for c in columns if c != time_col and pd.api.types.is_numeric_dtype(frame[c])]
-        preferred = [c for c in numeric if c.lower() == "value"]
-        if not numeric:
+        named = [c for c in columns if c != time_col and c.lower() == "value"]
+        if not named and not numeric:
             raise CliError(f"{path}:1: no numeric value column; name one with --value-col")
-        value_col = (preferred or numeric)[0]
+        value_col = (named or numeric)[0]
     values = pd.to_numeric(frame[value_col], errors="coerce")
     bad = values.isna() & frame[value_col].notna()
     if bad.any():

@@ -67,9 +67,12 @@ def learning_rows(n: int) -> int:
     return int(min(math.floor(LEARN_SHARE * n), LEARN_MAX))
 
 
-def positions(stamps: np.ndarray | None, n: int) -> tuple[np.ndarray, float | None]:
-    """Each row's step on a regular grid, and the grid's step in seconds; the row number (and
-    None) when timestamps are missing, out of order, or too irregular to place."""
+def positions(
+    stamps: np.ndarray | None, n: int, learning: int
+) -> tuple[np.ndarray, float | None]:
+    """Each row's step on a regular grid (the median spacing of the learning rows), and the
+    step in seconds; the row number (and None) when timestamps are missing, out of order, or so
+    irregular that the grid would be over four times the rows."""
     rows = np.arange(n, dtype=np.int64)
     if stamps is None or n < 3:
         return rows, None
@@ -77,30 +80,34 @@ def positions(stamps: np.ndarray | None, n: int) -> tuple[np.ndarray, float | No
     gaps = np.diff(t)
     if (gaps <= 0).any():
         return rows, None
-    step = float(np.median(gaps))
+    step = float(np.median(gaps[: max(learning, 2)]))
     pos = np.rint((t - t[0]) / step).astype(np.int64)
     if pos[-1] > 4 * n or (np.diff(pos) <= 0).any():
         return rows, None
     return pos, step / 1e9
 
 
-def score_series(values: np.ndarray, stamps: np.ndarray | None = None) -> Scored:
-    """Score every row of a series (NaN values score 0), causally; see the module docstring."""
+def score_series(
+    values: np.ndarray, stamps: np.ndarray | None = None, *, learning: int | None = None
+) -> Scored:
+    """Score every row of a series (NaN values score 0) from the rows before it; see the module
+    docstring. `learning` defaults to `learning_rows(len(values))`: with the same learning
+    period, a row's score is the same whatever comes after it."""
     x = np.asarray(values, dtype=float)
     n = len(x)
-    learning = learning_rows(n)
+    learning = learning_rows(n) if learning is None else learning
     if n < 16:
         return Scored(np.zeros(n), np.zeros(n, dtype=np.int8), learning, None)
     known = np.isfinite(x)
     x = pd.Series(x).ffill().bfill().to_numpy()
     if not known.any():
         x = np.zeros(n)
-    pos, step = positions(stamps, n)
+    pos, step = positions(stamps, n, learning)
     grid = np.full(int(pos[-1]) + 1, np.nan)
     grid[pos] = x
     calendar = (86_400 / step, 604_800 / step) if step else ()
     period, expected, slow = _expectations(x, grid, pos, max(learning, 16), calendar)
-    starts = np.arange(0, n, max(32, n // 256))
+    starts = _block_starts(n)
     resid = x - expected
     sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
     sigma = np.maximum(sigma, _blockwise(x, starts, SCALE_ROWS, _floor))
@@ -161,6 +168,15 @@ def _expectations(
         quick[rows] = np.where(have, moved[rows], quick[rows])
         slow[rows] = np.where(have, seasonal[rows], slow[rows])
     return period, quick, slow
+
+
+def _block_starts(n: int) -> np.ndarray:
+    """Where the blocks whose rows share a scale and a tail model begin: every 32 rows at
+    first, then growing with the row number (1/64 of it), never with the series' length."""
+    out = [0]
+    while out[-1] < n:
+        out.append(out[-1] + max(32, out[-1] // 64))
+    return np.asarray(out[:-1], dtype=np.int64)
 
 
 def _blockwise(
