@@ -67,9 +67,7 @@ def learning_rows(n: int) -> int:
     return int(min(math.floor(LEARN_SHARE * n), LEARN_MAX))
 
 
-def positions(
-    stamps: np.ndarray | None, n: int, learning: int
-) -> tuple[np.ndarray, float | None]:
+def positions(stamps: np.ndarray | None, n: int, learning: int) -> tuple[np.ndarray, float | None]:
     """Each row's step on a regular grid (the median spacing of the learning rows), and the
     step in seconds; the row number (and None) when timestamps are missing, out of order, or so
     irregular that the grid would be over four times the rows."""
