@@ -276,7 +276,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
             raise CliError(f"{args.output}: cannot write ({error})") from None
         period = f"a period of {scored.period} steps" if scored.period else "no period"
         print(
-            f"{int(labels.sum())} anomalies (episode onsets) in {len(labels)} rows; "
+            f"{int(labels.sum())} anomal{'y' if labels.sum() == 1 else 'ies'} (episode onsets) "
+            f"in {len(labels)} rows; "
             f"{scored.learning} learning rows, {period}",
             file=sys.stderr,
         )
