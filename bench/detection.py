@@ -1,4 +1,4 @@
-"""Figure 5: the live detector tick, `detect`, `analyze`, and the detection quality table."""
+"""Figure 5: the live detector tick, `detect`, `analyze`, and the detection quality tables."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import pandas as pd
 
 from bench.load import percentile
 from bench.quality import three_sigma
-from bench.report import Figure
+from bench.report import Figure, Goal
 from bench.servers import ROOT, clean_env
 from bot.watch import LAG, FeedWatch
-from detector.baseline import dense_counts
+from detector.estimators import dense_counts
 from detector.offline import analyze_transactions
-from detector.univariate import score_stream
+from detector.univariate import score_series
 from storage.feed import load_file
 from storage.store import open_store
 
@@ -124,16 +124,16 @@ def _wall(argv: list[str]) -> float:
 
 
 def detect(workdir: Path) -> list[Figure]:
-    """`score_stream` in-process and `nightshift detect` end to end on a million rows."""
+    """`score_series` in-process and `nightshift detect` end to end on a million rows."""
     values = _series(DETECT_ROWS)
+    stamps = pd.date_range("2025-01-01", periods=DETECT_ROWS, freq="min", tz="UTC")
     started = time.perf_counter()
-    score_stream(values)
+    score_series(values, stamps.to_numpy(dtype="datetime64[ns]"))
     ours = DETECT_ROWS / (time.perf_counter() - started)
     started = time.perf_counter()
     _rolling_three_sigma(values)
     peer = DETECT_ROWS / (time.perf_counter() - started)
     csv = workdir / "detect-input.csv"
-    stamps = pd.date_range("2025-01-01", periods=DETECT_ROWS, freq="min", tz="UTC")
     pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "value": values}).to_csv(
         csv, index=False
     )
@@ -167,6 +167,7 @@ def detect(workdir: Path) -> list[Figure]:
             "rows/s",
             DETECT_ROWS / io_floor,
             "a python process reading and writing the same CSV with pandas",
+            Goal("value", ">=", 200_000, "rows/s"),
         ),
     ]
 

@@ -22,8 +22,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from detector.baseline import dense_counts
 from detector.checkout import REFERENCES, analyze_checkout, read_checkout
+from detector.estimators import dense_counts
 from detector.evaluation import Detection, Incident, Score, evaluate, from_findings
 from detector.offline import analyze_transactions
 from detector.simulate import simulate

@@ -11,9 +11,9 @@ from datetime import date, datetime, time, timedelta, tzinfo
 import pandas as pd
 
 from detector import InputFormatError
-from detector.engine import score_of
 from detector.explain import clock, number
 from detector.findings import Segment
+from detector.signals import score_of
 
 COLUMNS = ("time", "today", "yesterday", "same_day_last_week", "avg_last_week", "avg_last_month")
 REFERENCES = COLUMNS[2:]

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from detector import DetectorError
-from detector.baseline import dense_counts
 from detector.config import DetectorConfig
 from detector.engine import Engine
+from detector.estimators import dense_counts
 from detector.findings import Finding, Segment
 
 

@@ -1,46 +1,302 @@
-"""Streaming scores for any univariate series: the score at row t uses rows up to t only.
+"""`detect`'s scorer for any univariate series: causal, seasonal, calibrated, labelled at onsets.
 
-Robust and causal: each value is compared with the median and the median absolute deviation of
-the `window` values before it (pandas' rolling windows, so a million rows take well under a
-second). Both the level and the step from the previous value are judged, so spikes and level
-shifts both stand out; the score is a squashed robust z in [0, 1].
+The score of a row uses the rows before it only (and its own value). How it works:
+
+- **Learning period**: the first 15% of the rows (at most 750) teach the model; their score is 0.
+- **Period**: the cycle the autocorrelation shows in what has been seen (`find_period`: daily,
+  weekly or any other, at any spacing; none for a series without one), looked at again each time
+  the history doubles. Timestamps place each row on a regular grid, so missing rows do not shift
+  the phase.
+- **Expectation**: with a period, the median of the same phase in the last three cycles
+  (`cycle_median`: one bad cycle does not move it) moved by the recent level; without one, the
+  median of the recent rows.
+- **Kinds**, each a statistic of the rows up to now: a spike or dip (one residual), a level shift
+  or broken seasonal pattern (the mean residual over 8 rows, and over 32 rows against the
+  slower expectation, which also catches a trend change), a change of variance (the spread over
+  16 rows), a flatline (a value repeated longer than usual), and a series that stops (a gap in
+  the timestamps longer than usual).
+- **Calibrated score**: each statistic is turned into how rarely it has been this large in the
+  past (its own history: the empirical tail, extended by a generalised Pareto fit beyond it), so
+  a score of 0.5 means about one row in 10,000 on any series, 1.0 one in 100 million.
+- **Episodes and labels**: a score of 0.5 opens an episode, rows above 0.3 keep it open, and it
+  resolves after 64 quiet rows (`detector.episodes`, the rule the feed's episodes follow); the
+  label is 1 only on the row each episode opened at.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from detector.episodes import onsets
+from detector.estimators import cycle_median, find_period
 
-def _robust_z(values: pd.Series, window: int, min_periods: int) -> np.ndarray:
-    prev = values.shift(1)
-    med = prev.rolling(window, min_periods=min_periods).median()
-    resid = (values - med).abs()
-    mad = resid.shift(1).rolling(window, min_periods=min_periods).median()
-    scale = 1.4826 * mad
-    floor = 1e-6 + 0.01 * med.abs()
-    denom = np.maximum(scale.to_numpy(dtype=float), floor.to_numpy(dtype=float))
-    z = (values - med).to_numpy(dtype=float) / denom
-    return np.asarray(np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0))
+LEARN_SHARE = 0.15
+LEARN_MAX = 750
+RARE = 1e-4  # how rare a statistic must be (per row) to score 0.5
+OPEN = 0.5
+KEEP = 0.3
+CERTAIN = 0.9  # rows this anomalous are left out of the past later rows are judged against
+RESOLVE = 64  # quiet rows before an episode resolves
+WARM = 32  # rows whose statistics no later row is judged against (their scale is unsettled)
+SHORT, LEVEL, SPREAD, LONG, SLOW = 15, 8, 16, 32, 128  # rows
+PERIOD_STEPS = 1 << 15  # the period is looked for in at most this many of the latest steps
+SCALE_ROWS = 2048  # the robust scale of the residuals is learned from this many rows back
+TAIL_ROWS = 10_000  # each statistic's tail is learned from this many rows back
+TAIL = 0.02  # the share of a statistic's past that its tail model is fitted to
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Per row: the score in [0, 1] and the 0/1 onset label; the model's learning rows and the
+    period it settled on (in grid steps, None without one)."""
+
+    score: np.ndarray
+    label: np.ndarray
+    learning: int
+    period: int | None
+
+
+def learning_rows(n: int) -> int:
+    """Rows of the learning period: 15% of the series, at most 750."""
+    return int(min(math.floor(LEARN_SHARE * n), LEARN_MAX))
+
+
+def positions(stamps: np.ndarray | None, n: int, learning: int) -> tuple[np.ndarray, float | None]:
+    """Each row's step on a regular grid (the median spacing of the learning rows), and the
+    step in seconds; the row number (and None) when timestamps are missing, out of order, or so
+    irregular that the grid would be over four times the rows."""
+    rows = np.arange(n, dtype=np.int64)
+    if stamps is None or n < 3:
+        return rows, None
+    t = np.asarray(stamps).astype("datetime64[ns]").astype(np.int64)
+    gaps = np.diff(t)
+    if (gaps <= 0).any():
+        return rows, None
+    step = float(np.median(gaps[: max(learning, 2)]))
+    pos = np.rint((t - t[0]) / step).astype(np.int64)
+    if pos[-1] > 4 * n or (np.diff(pos) <= 0).any():
+        return rows, None
+    return pos, step / 1e9
+
+
+def score_series(
+    values: np.ndarray, stamps: np.ndarray | None = None, *, learning: int | None = None
+) -> Scored:
+    """Score every row of a series (NaN values score 0) from the rows before it; see the module
+    docstring. `learning` defaults to `learning_rows(len(values))`: with the same learning
+    period, a row's score is the same whatever comes after it."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    learning = learning_rows(n) if learning is None else learning
+    if n < 16:
+        return Scored(np.zeros(n), np.zeros(n, dtype=np.int8), learning, None)
+    known = np.isfinite(x)
+    x = pd.Series(x).ffill().bfill().to_numpy()
+    if not known.any():
+        x = np.zeros(n)
+    pos, step = positions(stamps, n, learning)
+    grid = np.full(int(pos[-1]) + 1, np.nan)
+    grid[pos] = x
+    calendar = (86_400 / step, 604_800 / step) if step else ()
+    period, expected, slow = _expectations(x, grid, pos, max(learning, 16), calendar)
+    starts = _block_starts(n)
+    resid = x - expected
+    sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
+    sigma = np.maximum(sigma, _blockwise(x, starts, SCALE_ROWS, _floor))
+    slow_resid = x - slow
+    slow_sigma = np.maximum(_blockwise(slow_resid, starts, SCALE_ROWS, _spread), sigma)
+    stats = (
+        (np.abs(resid) / sigma, 4.0),
+        (np.abs(_trailing_mean(resid, LEVEL)) / sigma, 2.0),
+        (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
+        (np.abs(np.log((_trailing_sd(resid, SPREAD) + 1e-3 * sigma) / sigma)), math.log(2.5)),
+        (_runs(x, starts), 5.0),
+        (np.diff(pos, prepend=pos[0]).astype(float), 8.0),
+    )
+    score = _judge(stats, starts, WARM)
+    score[:learning] = 0.0
+    score[~known] = 0.0
+    label = onsets(score >= OPEN, score >= KEEP, RESOLVE).astype(np.int8)
+    return Scored(score, label, learning, period)
 
 
 def score_stream(
-    values: np.ndarray | pd.Series,
-    *,
-    window: int = 120,
-    threshold: float = 0.8,
+    values: np.ndarray | pd.Series, stamps: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Anomaly score in [0, 1] and a 0/1 label (score >= threshold) per value, causally.
+    """Anomaly score in [0, 1] and the 0/1 onset label of each value (see `score_series`)."""
+    scored = score_series(np.asarray(values, dtype=float), stamps)
+    return scored.score, scored.label
 
-    NaN values score 0. The first `window // 4` rows score 0 while the scale is learned.
-    """
-    series = pd.Series(np.asarray(values, dtype=float))
-    series = series.ffill().fillna(0.0)
-    min_periods = max(window // 4, 8)
-    z_level = _robust_z(series, window, min_periods)
-    z_step = _robust_z(series.diff().fillna(0.0), window, min_periods)
-    z = np.maximum(np.abs(z_level), 0.7 * np.abs(z_step))
-    score = 1.0 - np.exp(-np.maximum(z - 2.0, 0.0) / 4.0)
-    score[:min_periods] = 0.0
-    labels = (score >= threshold).astype(np.int8)
-    return score, labels
+
+def _expectations(
+    x: np.ndarray, grid: np.ndarray, pos: np.ndarray, learning: int, calendar: tuple[float, ...]
+) -> tuple[int | None, np.ndarray, np.ndarray]:
+    """The period, then each row's expectation from the rows before it: the quick one (follows
+    the level within a few rows) and the slow one (past cycles, or the last 128 rows). The period
+    is found on the learning rows, then again each time the history doubles."""
+    quick = _past_median(x, SHORT)
+    slow = _past_median(_trailing_mean(x, SHORT), SLOW // SHORT, SHORT)
+    n = len(x)
+    cuts = [learning]
+    while cuts[-1] < n:
+        cuts.append(2 * cuts[-1])
+    period: int | None = None
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for k, cut in enumerate(cuts[:-1]):
+        seen = grid[max(0, pos[cut - 1] + 1 - PERIOD_STEPS) : pos[cut - 1] + 1]
+        prefix = np.asarray(pd.Series(seen).ffill().bfill())
+        found = find_period(prefix, calendar=calendar)
+        if found is None:
+            continue
+        period = found
+        if found not in cache:
+            seasonal = cycle_median(grid, pos, found)
+            off = x - seasonal
+            level = _past_median(np.where(np.isfinite(off), off, 0.0), SHORT)
+            cache[found] = (seasonal, seasonal + level)
+        seasonal, moved = cache[found]
+        rows = slice(0 if k == 0 else cut, min(cuts[k + 1], n))
+        have = np.isfinite(seasonal[rows]) & np.isfinite(moved[rows])
+        quick[rows] = np.where(have, moved[rows], quick[rows])
+        slow[rows] = np.where(have, seasonal[rows], slow[rows])
+    return period, quick, slow
+
+
+def _block_starts(n: int) -> np.ndarray:
+    """Where the blocks whose rows share a scale and a tail model begin: every 32 rows at
+    first, then growing with the row number (1/64 of it), never with the series' length."""
+    out = [0]
+    while out[-1] < n:
+        out.append(out[-1] + max(32, out[-1] // 64))
+    return np.asarray(out[:-1], dtype=np.int64)
+
+
+def _blockwise(
+    values: np.ndarray, starts: np.ndarray, back: int, fn: Callable[[np.ndarray], float]
+) -> np.ndarray:
+    """`fn` of the `back` rows before each block, held for the rows of the block."""
+    out = np.empty(len(values))
+    bounds = [*starts.tolist(), len(values)]
+    for b, e in itertools.pairwise(bounds):
+        window = values[max(0, b - back) : b]
+        out[b:e] = fn(window) if len(window) else math.nan
+    return out
+
+
+def _spread(window: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation: the standard deviation, were it Gaussian."""
+    return 1.4826 * float(np.median(np.abs(window - np.median(window))))
+
+
+def _floor(window: np.ndarray) -> float:
+    """The least scale a deviation is measured in: a thousandth of the values' range, half the
+    step of quantized values, never zero."""
+    lo, hi = np.percentile(window, [5, 95])
+    steps = np.abs(np.diff(window))
+    steps = steps[steps > 0]
+    quantum = float(steps.min()) if len(steps) else 0.0
+    return max(1e-3 * float(hi - lo), 0.5 * quantum, 1e-9 * max(abs(float(hi)), 1.0), 1e-12)
+
+
+def _past_median(values: np.ndarray, w: int, every: int = 1) -> np.ndarray:
+    """For each row, the median of the `w` values before it (taken `every` rows apart; the first
+    value stands in for those before the series began)."""
+    span = w * every
+    padded = np.concatenate([np.full(span, values[0]), values[:-1]])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, span)[:, ::every]
+    return np.asarray(np.partition(windows, w // 2, axis=1)[:, w // 2])
+
+
+def _trailing_mean(values: np.ndarray, w: int) -> np.ndarray:
+    total = np.cumsum(np.concatenate(([0.0], values)))
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(idx - w, 0)
+    return np.asarray((total[idx] - total[lo]) / (idx - lo))
+
+
+def _trailing_sd(values: np.ndarray, w: int) -> np.ndarray:
+    mean = _trailing_mean(values, w)
+    square = _trailing_mean(values * values, w)
+    return np.asarray(np.sqrt(np.maximum(square - mean * mean, 0.0)))
+
+
+def _runs(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """How many rows in a row, up to this one, have repeated the same value; NaN (not judged)
+    where fewer than 5% of the rows before the block changed value: a flatline is news only in
+    a series that used to move."""
+    same = np.concatenate(([False], x[1:] == x[:-1]))
+    idx = np.arange(len(x))
+    last_change = np.maximum.accumulate(np.where(same, 0, idx))
+    runs = (idx - last_change).astype(float)
+    moved = _blockwise((~same).astype(float), starts, SCALE_ROWS, lambda w: float(w.mean()))
+    return np.where(moved >= 0.05, runs, np.nan)
+
+
+def _judge(
+    stats: tuple[tuple[np.ndarray, float], ...], starts: np.ndarray, warm: int
+) -> np.ndarray:
+    """Each row's score: the rarest of its statistics against their own past (see the module
+    docstring), block by block. Rows that scored as anomalous are left out of the past the
+    later blocks are judged against, so an anomaly does not teach the model that it is normal.
+    Statistics below their `least` value never score, and those of the first `warm` rows (whose
+    scale was learned from too few rows) are not part of any past."""
+    n = len(stats[0][0])
+    score = np.zeros(n)
+    calm = np.ones(n, dtype=np.bool_)
+    calm[:warm] = False
+    bounds = [*starts.tolist(), n]
+    scale = -2 * math.log10(RARE)
+    for b, e in itertools.pairwise(bounds):
+        lo = max(0, b - TAIL_ROWS)
+        usable = calm[lo:b]
+        block = score[b:e]
+        for stat, least in stats:
+            now = stat[b:e]
+            hot = np.flatnonzero(now >= least)
+            if not len(hot):
+                continue
+            past = stat[lo:b][usable]
+            past = past[np.isfinite(past)]
+            if len(past) < 30:
+                continue
+            p = _tail(past, now[hot])
+            rarity = np.clip(np.log10(1.0 / np.maximum(p, 1e-300)) / scale, 0.0, 1.0)
+            block[hot] = np.maximum(block[hot], rarity)
+        calm[b:e] = block < CERTAIN
+    return score
+
+
+def _tail(past: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """How often the past reached each value: the empirical share, and beyond the top 2% of the
+    past a generalised Pareto tail fitted to it (Pickands' estimator, from the median and upper
+    quartile of the excesses: a few huge ones do not bend it), whichever is larger."""
+    m = len(past)
+    k = int((1 - TAIL) * (m - 1))
+    part = np.partition(past, k)
+    q = float(part[k])
+    top = np.sort(part[k:])
+    excess = top[top > q] - q
+    # rows at or below q are common (seen in 2% of the past or more): they score nothing
+    seen = np.where(values > q, (len(top) - np.searchsorted(top, values)) / m, 1.0)
+    zeta = max(len(excess), 1) / m
+    shape = 0.0
+    if len(excess) >= 8:
+        q50, q75 = np.percentile(excess, [50, 75])
+        shape = min(max(math.log2(max(q75 - q50, 1e-12) / max(q50, 1e-12)), -0.25), 0.5)
+        scale = q50 / math.log(2) if abs(shape) < 1e-3 else q50 * shape / (2**shape - 1)
+    else:
+        scale = float(excess.mean()) if len(excess) else 0.0
+    scale = max(scale, 0.1 * abs(q), 1e-12)
+    over = np.maximum(values - q, 0.0) / scale
+    if abs(shape) < 1e-3:
+        fitted = zeta * np.exp(-over)
+    else:
+        with np.errstate(divide="ignore"):
+            fitted = zeta * np.power(np.maximum(1 + shape * over, 0.0), -1 / shape)
+    return np.asarray(np.maximum(seen, np.where(values > q, fitted, 1.0)))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -71,6 +73,44 @@ def test_detect_writes_scores_per_row(tmp_path: Path) -> None:
     scored = pd.read_csv(out)
     assert list(scored.columns) == ["timestamp", "value", "anomaly_score", "label"]
     assert scored["label"].tolist().index(1) == 250
+
+
+def test_detect_reads_dates_finds_the_day_and_labels_one_row_per_episode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    stamps = pd.date_range("2025-03-03", periods=4032, freq="5min")
+    t = np.arange(4032)
+    values = 100 + 40 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 2, 4032)
+    values[3000:3050] += 60  # one event of 50 rows
+    src = tmp_path / "cpu.csv"
+    pd.DataFrame({"when": stamps.strftime("%Y-%m-%d %H:%M"), "cpu": values.round(3)}).to_csv(
+        src, index=False
+    )
+    assert main(["detect", str(src), "--time-col", "when"]) == 0
+    scored = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert len(scored) == 4032 and scored["timestamp"].iloc[0] == "2025-03-03 00:00"
+    assert scored["value"].iloc[:5].tolist() == values.round(3)[:5].tolist()
+    assert scored["label"].sum() == 1 and scored["label"].iloc[3000] == 1
+    assert scored["anomaly_score"].between(0, 1).all()
+    out = tmp_path / "scored.csv"
+    assert main(["detect", str(src), "--time-col", "when", "--output", str(out)]) == 0
+    assert "period of 288 steps" in capsys.readouterr().err
+    assert pd.read_csv(out)["label"].sum() == 1
+
+
+def test_detect_value_that_is_not_a_number_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "s.csv"
+    src.write_text("timestamp,value\n2025-01-01,1\n2025-01-02,lots\n")
+    assert main(["detect", str(src)]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}:3: value 'lots' is not a number" in err and err.count("\n") == 1
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["detect", str(empty)]) == 2
+    assert "empty" in capsys.readouterr().err
 
 
 def test_detect_bad_value_column_names_it(
