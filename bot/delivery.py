@@ -101,9 +101,11 @@ def min_interval(destination: str) -> float:
     return 0.0
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before the next try: doubling from 1 s up to 5 min, with jitter."""
-    return min(300.0, 2.0 ** max(attempts - 1, 0)) * random.uniform(0.5, 1.5)  # noqa: S311
+def backoff(attempts: int, *, urgent: bool = False) -> float:
+    """Seconds before the next try, with jitter: doubling from 1 s up to 5 min, or from half a
+    second up to 15 s for what must ring (a new incident's first message)."""
+    first, most = (0.5, 15.0) if urgent else (1.0, 300.0)
+    return min(most, first * 2.0 ** max(attempts - 1, 0)) * random.uniform(0.5, 1.5)  # noqa: S311
 
 
 @dataclass
@@ -312,7 +314,7 @@ class Courier:
     async def _card_failed(self, card: Due, error: DeliveryError, *, edit: bool) -> None:
         if isinstance(error, Transient) and card.attempts + 1 < MAX_ATTEMPTS:
             wait = error.retry_after + 0.1 if error.retry_after is not None else None
-            wait = wait if wait is not None else backoff(card.attempts + 1)
+            wait = wait if wait is not None else backoff(card.attempts + 1, urgent=not edit)
             self._retried(str(error), wait)
             await asyncio.to_thread(
                 self.store.card_retry, card, str(error), self.clock.now() + timedelta(seconds=wait)
@@ -342,7 +344,8 @@ class Courier:
                 await self._delivery_failed(delivery, f"gave up after {MAX_ATTEMPTS}: {error}")
                 return
             wait = error.retry_after + 0.1 if error.retry_after is not None else None
-            wait = wait if wait is not None else backoff(delivery.attempts + 1)
+            urgent = delivery.subject_kind in ("escalation", "symptom")
+            wait = wait if wait is not None else backoff(delivery.attempts + 1, urgent=urgent)
             self._retried(str(error), wait)
             await asyncio.to_thread(
                 self.store.finish_deliveries,

@@ -145,7 +145,7 @@ def _incident_table(
                 incident.severity,
                 incident.detected_at.astimezone(tz).strftime("%H:%M"),
                 f"{incident.approvals_lost:.0f}",
-                ", ".join(segments[i].metric for i in incident.members),
+                ", ".join(dict.fromkeys(segments[i].metric for i in incident.members)),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]

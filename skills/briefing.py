@@ -14,7 +14,7 @@ from skills.baseline import DAYS, Reference, reference
 from skills.core import Invocation, Reply, Section, SkillContext
 from skills.formatting import clock, duration, number, percent, severity_icon
 from skills.incident import impact_of
-from skills.notices import incident_line
+from skills.notices import incident_line, title_of
 from storage.records import AlertRecord, AnomalyRecord, AuditEntry, IncidentRecord, IncidentView
 from storage.store import Store
 
@@ -392,7 +392,7 @@ def incident_lines(
                 f"{opened}–{closed}, encerrado por {i.closed_by}",
                 f"{opened}–{closed}, closed by {i.closed_by}",
             )
-        lines.append(f"   #{i.id} {i.title} · {state}")
+        lines.append(f"   #{i.id} {title_of(i, ctx.lang)} · {state}")
     return [lines[0], *_more(ctx, lines[1:], len(incidents))]
 
 
@@ -491,8 +491,10 @@ def pending_lines(
     unacked = [a for a in alerts if a.status == "firing" and not a.acked_by]
     lines = [
         ctx.tr(
-            f"• Incidente #{i.id} aberto: {i.title} (desde {clock(ctx, i.opened_at, now)})",
-            f"• Incident #{i.id} open: {i.title} (since {clock(ctx, i.opened_at, now)})",
+            f"• Incidente #{i.id} aberto: {title_of(i, ctx.lang)} "
+            f"(desde {clock(ctx, i.opened_at, now)})",
+            f"• Incident #{i.id} open: {title_of(i, ctx.lang)} "
+            f"(since {clock(ctx, i.opened_at, now)})",
         )
         for i in open_incidents[:SHOWN]
     ]

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 
 from skills.core import Invocation, Reply, Section, SkillContext, SkillError, normalize
-from skills.formatting import clock, severity_icon
+from skills.formatting import clock
 from skills.notices import (
     Impact,
     group_line,
@@ -16,7 +16,7 @@ from skills.notices import (
     state_line,
 )
 from storage.incidents import SEVERITY_RANK
-from storage.records import IncidentRecord, IncidentView, TimelineEntry
+from storage.records import IncidentView, TimelineEntry
 
 _CLOSE = re.compile(r"^(?:fechar|encerrar|close|resolve)\s+#?(\d+)\s*$")
 _NUMBER = re.compile(r"^#?(\d{1,9})$")
@@ -260,9 +260,3 @@ async def judge_false(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
             ),
         ),
     )
-
-
-def describe(incident: IncidentRecord, ctx: SkillContext) -> str:
-    """`#12 🔴 title (aberto, 03:12 (há 5 min))` for status lines."""
-    state = ctx.tr("aberto", "open") if incident.is_open else ctx.tr("encerrado", "closed")
-    return f"#{incident.id} {severity_icon(incident.severity)} {incident.title} ({state})"

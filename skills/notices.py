@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 
 from skills.core import Button, Reply, Section
 from skills.formatting import duration, number, severity_icon
-from storage.records import IncidentView, MemberGroup
+from storage.records import IncidentRecord, IncidentView, MemberGroup
 
 SILENCES = ("1h", "4h")
 CARD_GROUPS = 8  # member groups a card lists; the rest are counted
@@ -107,6 +107,11 @@ def _head(view: IncidentView, lang: str) -> str:
     return f"✅ {done} · {word} #{i.id} · {headline(view, lang)}"
 
 
+def title_of(incident: IncidentRecord, lang: str) -> str:
+    """An incident's title as an operator reads it (the detector's are `kind:metric`)."""
+    return finding_title(incident.title, lang) if incident.source == "feed" else incident.title
+
+
 def headline(view: IncidentView, lang: str) -> str:
     """What the incident is, in a few words: its biggest member group, or its title."""
     if view.members:
@@ -114,7 +119,7 @@ def headline(view: IncidentView, lang: str) -> str:
         name = finding_title(first.name, lang) if first.kind == "finding" else first.name
         others = len(view.members) - 1
         return name + (_tr(lang, f" +{others}", f" +{others}") if others else "")
-    return view.incident.title
+    return title_of(view.incident, lang)
 
 
 def state_line(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from skills.core import Invocation, Reply, Section, SkillContext, SkillError
 from skills.formatting import clock
 from skills.incident import incident_number
+from skills.notices import title_of
 from skills.periods import parse_period
 from storage.records import AlertRecord
 
@@ -253,11 +254,12 @@ async def ack(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
                 f"👀 Incident #{incident.id} already acknowledged by {incident.acked_by}.",
             )
         )
+    title = title_of(incident, ctx.lang)
     return Reply(
         title=ctx.tr(
-            f"👀 Incidente #{incident.id} ({incident.title}): reconhecido por {inv.actor}; "
+            f"👀 Incidente #{incident.id} ({title}): reconhecido por {inv.actor}; "
             "escalonamento parado.",
-            f"👀 Incident #{incident.id} ({incident.title}): acknowledged by {inv.actor}; "
+            f"👀 Incident #{incident.id} ({title}): acknowledged by {inv.actor}; "
             "escalation stopped.",
         )
     )

@@ -9,7 +9,7 @@ from skills.baseline import Window, recent
 from skills.core import Invocation, Reply, Section, SkillContext
 from skills.formatting import ago, duration, number, percent, severity_icon
 from skills.incident import worst_first
-from skills.notices import headline
+from skills.notices import headline, title_of
 from storage.records import AlertRecord, IncidentRecord, IncidentView
 from storage.store import Store
 
@@ -143,7 +143,8 @@ def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     incident = snap.last_incident
     if incident is not None and not incident.is_open:
         state = ctx.tr("encerrado", "closed")
-        detail = f"#{incident.id} {incident.title} ({state}, {ago(ctx, incident.opened_at)})"
+        title, since = title_of(incident, ctx.lang), ago(ctx, incident.opened_at)
+        detail = f"#{incident.id} {title} ({state}, {since})"
         lines.append(ctx.tr(f"📋 Último incidente: {detail}", f"📋 Last incident: {detail}"))
     return lines
 

@@ -341,7 +341,7 @@ class _Pass:
     """One correlation pass: what it read, and what it will write."""
 
     conn: Connection
-    now: datetime
+    now: datetime  # the time of the change being joined (its arrival), for windows and timeline
     rules: Correlation
     route: Route
     open: dict[int, _Open]
@@ -380,10 +380,12 @@ def correlate(
     findings = _findings(conn, [r.key for r in items if r.kind == "finding"])
     work = _load(conn, now, rules, route, items)
     for item in items:
+        work.now = min(item.at, now)
         if item.kind == "alert" and item.key in alerts:
             _alert(work, alerts[item.key], str(item.status))
         elif item.kind == "finding" and item.key in findings:
             _finding(work, findings[item.key])
+    work.now = now
     _write(work)
     ids = [int(r.id) for r in items]
     for start in range(0, len(ids), 2000):
@@ -549,9 +551,7 @@ def _finding(work: _Pass, finding: AnomalyRecord) -> None:
         return
     incident = _match_finding(work)
     if incident is None:
-        incident = _open(
-            work, "feed", f"{finding.kind} {finding.metric}", "detector", finding.severity
-        )
+        incident = _open(work, "feed", name, "detector", finding.severity)
     _join(work, incident, "finding", finding.key, name, finding.severity, {"feed"})
     _reach(work, incident, told)
 
@@ -650,28 +650,39 @@ def _write(work: _Pass) -> None:
             insert(schema.incident_keys),
             [{"incident_id": i, "key": k[:512]} for i, k in sorted(work.key_rows)],
         )
+    rang = {(incident, name) for incident, _kind, name in work.symptoms}
     for (incident, name), count in work.joined.items():
-        if not work.open[incident].new or count > 1:
+        # A new critical symptom is its own entry; the first member is in "opened".
+        if (incident, name) not in rang and (not work.open[incident].new or count > 1):
             work.event(incident, "joined", "nightshift", name=name, count=count)
     touched = [i for i, o in work.open.items() if o.changed]
     firing = _firing(conn, touched)
     i = schema.incidents
     for incident in touched:
         opened = work.open[incident]
+        last = opened.record.last_activity or now
         values: dict[str, Any] = {
             "severity": opened.record.severity,
-            "last_activity": now,
+            "last_activity": last,
             "escalate_at": opened.record.escalate_at,
         }
         if firing.get(incident, 0) == 0 and opened.record.source != "manual":
             values.update(
                 state="resolved",
                 resolution="resolved",
-                closed_at=now,
+                closed_at=last,
                 closed_by="nightshift",
                 escalate_at=None,
             )
-            work.event(incident, "resolved", "nightshift")
+            work.events.append(
+                {
+                    "incident_id": incident,
+                    "at": last,
+                    "event": "resolved",
+                    "actor": "nightshift",
+                    "detail": {},
+                }
+            )
         conn.execute(update(i).where(i.c.id == incident).values(**values))
         cards.reach(conn, incident, sorted(opened.fresh_destinations), now)
         cards.bump(conn, [incident], now)

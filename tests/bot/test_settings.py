@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.routing import Routes
 from bot.settings import SettingsError, load_settings
 
 NO_TOML = Path("/nonexistent/nightshift.toml")
@@ -38,6 +40,18 @@ def test_defaults_follow_the_spec() -> None:
             {"NIGHTSHIFT_TELEGRAM_MODE": "webhook", "TELEGRAM_BOT_TOKEN": "1:x"},
             "NIGHTSHIFT_TELEGRAM_WEBHOOK_SECRET",
         ),
+        ({"NIGHTSHIFT_ROUTES": "team=payments telegram:1"}, "NIGHTSHIFT_ROUTES"),
+        ({"NIGHTSHIFT_ROUTES": "team=x -> email:ops"}, "NIGHTSHIFT_ROUTES"),
+        ({"NIGHTSHIFT_ROUTES": "team=~( -> console"}, "NIGHTSHIFT_ROUTES"),
+        ({"NIGHTSHIFT_ROUTES": "-> console"}, "NIGHTSHIFT_ROUTES"),
+        ({"NIGHTSHIFT_ESCALATE_AFTER": "10 minutes"}, "NIGHTSHIFT_ESCALATE_AFTER"),
+        ({"NIGHTSHIFT_ESCALATE_AFTER": "10s"}, "NIGHTSHIFT_ESCALATE_AFTER"),
+        ({"NIGHTSHIFT_ESCALATION": "pager:ops"}, "NIGHTSHIFT_ESCALATION"),
+        ({"NIGHTSHIFT_ONCALL": "ana"}, "NIGHTSHIFT_ONCALL"),
+        ({"NIGHTSHIFT_AVG_TICKET": "cheap"}, "NIGHTSHIFT_AVG_TICKET"),
+        ({"NIGHTSHIFT_AVG_TICKET": "-3"}, "NIGHTSHIFT_AVG_TICKET"),
+        ({"NIGHTSHIFT_CURRENCY": "reais"}, "NIGHTSHIFT_CURRENCY"),
+        ({"NIGHTSHIFT_CORRELATION_LABELS": "service,team name"}, "NIGHTSHIFT_CORRELATION_LABELS"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:
@@ -73,3 +87,63 @@ def test_toml_mirrors_the_environment_and_env_wins(tmp_path: Path) -> None:
     toml.write_text("colour = 'blue'\n")
     with pytest.raises(SettingsError, match="unknown setting 'colour'"):
         load_settings({}, toml)
+
+
+def test_routes_first_match_wins_and_the_severity_table_is_the_default() -> None:
+    s = load_settings(
+        {
+            "NIGHTSHIFT_ROUTES": "team=payments,severity=critical -> telegram:-100123,slack:C0PAY;"
+            " service=~pix.*,env!=dev -> slack:C0PIX; team=payments -> slack:C0PAYWARN",
+            "TELEGRAM_BOT_TOKEN": "1:x",
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_APP_TOKEN": "xapp-1",
+        },
+        NO_TOML,
+    )
+    routes = Routes.default("C0ALL", ["-1"], console=False, rules=s.routes)
+    assert routes({"team": "payments", "severity": "critical"}) == (
+        "telegram:-100123",
+        "slack:C0PAY",
+    )
+    assert routes({"team": "payments", "severity": "warning"}) == ("slack:C0PAYWARN",)
+    assert routes({"service": "pix-api", "severity": "warning"}) == ("slack:C0PIX",)
+    assert routes({"service": "pix-api", "env": "dev", "severity": "critical"}) == (
+        "slack:C0ALL",
+        "telegram:-1",
+    )  # no route matched: where critical alerts go by default
+    assert routes({"severity": "warning"}) == ("slack:C0ALL",)
+    s.check_serve()
+
+
+def test_a_route_to_a_platform_serve_will_not_run_stops_it_naming_the_route() -> None:
+    s = load_settings({"NIGHTSHIFT_ROUTES": "team=a -> console; team=b -> telegram:-5"}, NO_TOML)
+    with pytest.raises(SettingsError) as error:
+        s.check_serve()
+    assert str(error.value) == (
+        "NIGHTSHIFT_ROUTES: route 2 ('team=b -> telegram:-5'): telegram:-5 cannot be reached "
+        "(TELEGRAM_BOT_TOKEN is unset)"
+    )
+
+
+def test_escalation_impact_and_correlation_settings() -> None:
+    s = load_settings(
+        {
+            "NIGHTSHIFT_ESCALATE_AFTER": "5m",
+            "NIGHTSHIFT_ESCALATION": "console",
+            "NIGHTSHIFT_ONCALL": "telegram:123,slack:U0ABC",
+            "NIGHTSHIFT_AVG_TICKET": "87.5",
+            "NIGHTSHIFT_CURRENCY": "usd",
+            "NIGHTSHIFT_CORRELATION_LABELS": "team,service",
+            "NIGHTSHIFT_CORRELATION_WINDOW": "1h",
+            "NIGHTSHIFT_FEED_SERVICE": "checkout",
+        },
+        NO_TOML,
+    )
+    assert s.escalate_after == timedelta(minutes=5) and s.escalation == ("console",)
+    assert s.oncall == ("telegram:123", "slack:U0ABC")
+    assert (s.avg_ticket, s.currency) == (87.5, "USD")
+    assert s.correlation_labels == ("team", "service")
+    assert s.correlation_window == timedelta(hours=1) and s.feed_service == "checkout"
+    defaults = load_settings({}, NO_TOML)
+    assert defaults.escalate_after == timedelta(minutes=10) and defaults.currency == "BRL"
+    assert defaults.correlation_labels == ("service", "job")

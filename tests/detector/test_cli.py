@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from bot.cli import main
 from tests.detector.conftest import DATA
+from tests.detector.labels import TRANSACTIONS, TZ
 
 
 def test_analyze_checkout_json_has_the_spec_shape(capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,3 +154,54 @@ def test_simulate_unknown_incident_exit_2(
 ) -> None:
     assert main(["simulate", "--incidents", "meteor", "--output", str(tmp_path / "f.csv")]) == 2
     assert "meteor" in capsys.readouterr().err
+
+
+def test_analyze_groups_each_fire_into_one_incident_with_the_approvals_it_cost(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """transactions.csv: the 13 labelled incidents and the 07-14 23:21 dip LABELS.md leaves
+    out are 14 incidents, one each, and no incident has no fire behind it."""
+    assert main(["analyze", str(DATA / "transactions.csv"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    incidents = doc["incidents"]
+    fires = [(i.start, i.end) for i in TRANSACTIONS]
+    fires.append(
+        (datetime(2025, 7, 14, 23, 21, tzinfo=TZ), datetime(2025, 7, 14, 23, 44, tzinfo=TZ))
+    )
+
+    def overlaps(incident: dict[str, object], fire: tuple[datetime, datetime]) -> bool:
+        start = datetime.fromisoformat(str(incident["start"]))
+        end = datetime.fromisoformat(str(incident["end"]))
+        return start < fire[1] and fire[0] < end
+
+    assert len(incidents) == 14
+    for fire in fires:
+        assert sum(overlaps(i, fire) for i in incidents) == 1, fire
+    for incident in incidents:
+        assert any(overlaps(incident, fire) for fire in fires), incident
+        assert set(incident) == {
+            "start",
+            "end",
+            "detected_at",
+            "severity",
+            "members",
+            "approvals_lost",
+        }
+        members = [doc["anomalies"][m] for m in incident["members"]]
+        assert all(m["start"] < incident["end"] for m in members)
+        assert incident["detected_at"] == min(m["detected_at"] for m in members)
+    denial = next(i for i in incidents if i["start"].startswith("2025-07-13T08:48"))
+    assert sorted(doc["anomalies"][m]["metric"] for m in denial["members"]) == [
+        "approved",
+        "denied_rate",
+        "mix",
+    ]  # a denial surge, the approval drop and the mix shift it causes: one incident
+    assert denial["approvals_lost"] > 500
+    assert all(i["approvals_lost"] >= 0 for i in incidents)
+
+
+def test_analyze_table_shows_incidents_first(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(DATA / "checkout_2.csv"), "--date", "2025-01-01"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "incidentes: 1"
+    assert out[2].split()[:4] == ["1", "2025-01-01", "14:00–19:00", "critical"]
