@@ -55,9 +55,12 @@ SECTIONS = (
     Section(
         3,
         "Alert to chat",
-        "One critical alert at a time to `serve` configured with the fake Telegram Bot API and "
-        "fake Slack Web API servers (`tests/fakes`); latency from sending the webhook until the "
-        "fake server has received the message.",
+        "`serve` configured with the fake Telegram Bot API and fake Slack Web API servers "
+        "(`tests/fakes`) while a storm goes on (one Alertmanager group of 300 alerts, 5 more "
+        "every half second, so its card always has an edit due); a new critical alert of its "
+        "own group and service then arrives every 13 s (the flood cap lets 5 new incidents a "
+        "minute have messages of their own). Latency from sending its webhook until the fake "
+        "server has its own new message (not an edit, not a thread reply).",
     ),
     Section(
         4,

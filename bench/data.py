@@ -156,11 +156,11 @@ def alert_payload(i: int, fingerprints: int = 400) -> bytes:
     return json.dumps(payload).encode()
 
 
-def critical_alert(name: str, fingerprint: str) -> bytes:
+def critical_alert(name: str, fingerprint: str, service: str = "payments-api") -> bytes:
     """One critical firing alert: what must reach the chats."""
     alert = {
         "status": "firing",
-        "labels": {"alertname": name, "severity": "critical", "service": "payments-api"},
+        "labels": {"alertname": name, "severity": "critical", "service": service},
         "annotations": {"summary": "payments-api is not answering"},
         "startsAt": "2025-07-14T14:52:00.000Z",
         "endsAt": "0001-01-01T00:00:00Z",

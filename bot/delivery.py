@@ -61,6 +61,7 @@ EDIT_GAP = 3.0  # seconds between two edits of one message
 NEW_PER_MINUTE = 5  # new incident messages per destination per minute before a roll-up
 FLOOD = timedelta(minutes=1)
 CLAIM_LIMIT = 20  # cards, and outbox messages, one courier pass takes
+PASS_GAP = 0.2  # seconds between the starts of two correlation passes under a stream of pokes
 ESCALATIONS = 3
 TICKET_TTL = 600.0  # seconds the average ticket is reused before it is read again
 
@@ -231,6 +232,8 @@ class Courier:
     async def run_once(self) -> int:
         """First posts, then outbox messages, then edits; returns how many were handled."""
         now = self.clock.now()
+        if not await asyncio.to_thread(self.store.anything_due, self.destination, now):
+            return 0  # most passes: a read, and no write lock taken
         due = await asyncio.to_thread(
             self.store.claim_cards, self.destination, now, LEASE, CLAIM_LIMIT
         )
@@ -458,10 +461,9 @@ class DeliveryWorker:
         return found
 
     def poke(self) -> None:
-        """Something was stored: correlate and send now rather than at the next poll."""
+        """Something was stored: correlate, then send, now rather than at the next poll. Under a
+        stream of pokes passes start at most every PASS_GAP, each taking all that came."""
         self.wake.set()
-        for courier in self.couriers.values():
-            courier.wake.set()
 
     async def correlate(self) -> list[int]:
         """Join waiting alert and finding changes to incidents; wakes the couriers if any."""
@@ -493,6 +495,7 @@ class DeliveryWorker:
         try:
             while not self.stopping.is_set():
                 self.wake.clear()
+                started = time.monotonic()
                 try:
                     await self.correlate()
                     for destination in await asyncio.to_thread(self.store.due_destinations):
@@ -502,12 +505,16 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("correlation pass failed")
                 for destination, courier in self.couriers.items():
+                    courier.wake.set()  # a command, a report or an escalation may be due too
                     if destination not in self._tasks:
                         self._tasks[destination] = asyncio.create_task(
                             courier.run(poll, self.stopping), name=f"courier {destination}"
                         )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=poll)
+                rest = PASS_GAP - (time.monotonic() - started)
+                if rest > 0:
+                    await asyncio.sleep(rest)
         finally:
             for task in self._tasks.values():
                 task.cancel()

@@ -258,6 +258,33 @@ def destinations(conn: Connection, incident: int) -> list[str]:
     return sorted(str(d) for (d,) in rows)
 
 
+def anything_due(conn: Connection, destination: str, now: datetime) -> bool:
+    """Whether a due card or a due outbox delivery waits at the destination."""
+    c, d = schema.cards, schema.deliveries
+    card = (
+        select(c.c.id)
+        .where(
+            c.c.destination == destination,
+            c.c.wanted > c.c.shown,
+            c.c.state == "active",
+            c.c.not_before <= now,
+            or_(c.c.claimed_until.is_(None), c.c.claimed_until < now),
+        )
+        .limit(1)
+    )
+    delivery = (
+        select(d.c.id)
+        .where(
+            d.c.status == "pending",
+            d.c.destination == destination,
+            d.c.next_at <= now,
+            or_(d.c.claimed_until.is_(None), d.c.claimed_until < now),
+        )
+        .limit(1)
+    )
+    return conn.execute(card).first() is not None or conn.execute(delivery).first() is not None
+
+
 def due_destinations(conn: Connection) -> list[str]:
     """Destinations with a due card or a pending outbox delivery."""
     c, d = schema.cards, schema.deliveries

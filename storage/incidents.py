@@ -29,7 +29,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from storage import cards, outbox, schema
 from storage.records import (
@@ -47,7 +60,7 @@ from storage.records import (
 Route = Callable[[Mapping[str, str]], Sequence[str]]
 
 _LOCK_ID = 0x6E696763  # "nigc": the advisory lock the correlator holds on PostgreSQL
-_INBOX_BATCH = 2000
+INBOX_BATCH = 2000  # changes one pass takes
 SEVERITY_RANK = {"critical": 0, "warning": 1}
 # Labels that tell instances of one alert apart, in the order a card names their range; a lone
 # alert names only where it runs (its service is in its summary and labels already).
@@ -314,7 +327,8 @@ class _Open:
     names: set[str]
     destinations: set[str]
     changed: bool = False
-    new: bool = False
+    new: dict[str, Any] | None = None  # the row of an incident this pass opens
+    raised: bool = False  # its severity rose to critical in this pass
     fresh_destinations: set[str] = field(default_factory=set)
 
 
@@ -340,7 +354,6 @@ class _Member:
 class _Pass:
     """One correlation pass: what it read, and what it will write."""
 
-    conn: Connection
     now: datetime  # the time of the change being joined (its arrival), for windows and timeline
     rules: Correlation
     route: Route
@@ -352,6 +365,8 @@ class _Pass:
     key_rows: set[tuple[int, str]] = field(default_factory=set)
     joined: dict[tuple[int, str], int] = field(default_factory=lambda: defaultdict(int))
     symptoms: list[tuple[int, str, str]] = field(default_factory=list)
+    inbox: list[int] = field(default_factory=list)  # the inbox rows the pass consumes
+    provisional: int = 0  # ids of incidents opened in the pass are -1, -2, … until written
 
     def event(self, incident: int, event: str, actor: str, **detail: Any) -> None:
         self.events.append(
@@ -365,17 +380,34 @@ class _Pass:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What a correlation pass did: the incidents that changed, the inbox rows it consumed."""
+
+    changed: tuple[int, ...] = ()
+    consumed: int = 0
+
+
 def correlate(
-    conn: Connection, now: datetime, rules: Correlation, route: Route, limit: int = _INBOX_BATCH
-) -> list[int]:
-    """Join the inbox's changes to incidents (see the module docstring); the incidents that
-    changed, in no particular order. Runs inside the caller's write transaction."""
+    conn: Connection, now: datetime, rules: Correlation, route: Route, limit: int = INBOX_BATCH
+) -> Joined:
+    """Join the inbox's changes to incidents (see the module docstring), in one transaction.
+    On PostgreSQL an advisory lock lets one correlator run at a time."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+    work = plan(conn, now, rules, route, limit)
+    return Joined() if work is None else apply(conn, work)
+
+
+def plan(
+    conn: Connection, now: datetime, rules: Correlation, route: Route, limit: int = INBOX_BATCH
+) -> _Pass | None:
+    """Read the waiting changes and decide what they join (reads only; None: none waits).
+    Its decisions stay right until `apply` as long as no other correlator runs meanwhile."""
     box = schema.incident_inbox
     items = conn.execute(select(box).order_by(box.c.id).limit(limit)).all()
     if not items:
-        return []
+        return None
     alerts = _alerts(conn, [r.key for r in items if r.kind == "alert"])
     findings = _findings(conn, [r.key for r in items if r.kind == "finding"])
     work = _load(conn, now, rules, route, items)
@@ -386,11 +418,17 @@ def correlate(
         elif item.kind == "finding" and item.key in findings:
             _finding(work, findings[item.key])
     work.now = now
-    _write(work)
-    ids = [int(r.id) for r in items]
-    for start in range(0, len(ids), 2000):
-        conn.execute(delete(box).where(box.c.id.in_(ids[start : start + 2000])))
-    return [i for i, o in work.open.items() if o.changed]
+    work.inbox = [int(r.id) for r in items]
+    return work
+
+
+def apply(conn: Connection, work: _Pass) -> Joined:
+    """Write what `plan` decided and consume its inbox rows."""
+    _write(conn, work)
+    box = schema.incident_inbox
+    for start in range(0, len(work.inbox), 2000):
+        conn.execute(delete(box).where(box.c.id.in_(work.inbox[start : start + 2000])))
+    return Joined(tuple(i for i, o in work.open.items() if o.changed), len(work.inbox))
 
 
 def _alerts(conn: Connection, keys: Sequence[str]) -> dict[str, AlertRecord]:
@@ -429,10 +467,8 @@ def _load(
         for incident, key in sorted(rows, key=lambda r: int(r[0])):
             opened[int(incident)].keys.add(str(key))
             by_key[str(key)] = int(incident)  # the newest incident wins a shared key
-        for incident, name in conn.execute(
-            select(m.c.incident_id, m.c.name).where(m.c.incident_id.in_(list(opened))).distinct()
-        ):
-            opened[int(incident)].names.add(str(name))
+        for one in opened.values():  # the names it has are keys too, `member:<name>`
+            one.names = {k[7:] for k in one.keys if k.startswith("member:")}
         for incident, destination in conn.execute(
             select(c.c.incident_id, c.c.destination).where(c.c.incident_id.in_(list(opened)))
         ):
@@ -456,7 +492,7 @@ def _load(
         str(key): datetime.fromisoformat(str(value))
         for key, value in conn.execute(select(st.c.key, st.c.value).where(st.c.key.like("mute:%")))
     }
-    return _Pass(conn, now, rules, route, opened, by_key, mutes, members)
+    return _Pass(now, rules, route, opened, by_key, mutes, members)
 
 
 def _recent(work: _Pass, incident: int) -> bool:
@@ -557,7 +593,6 @@ def _finding(work: _Pass, finding: AnomalyRecord) -> None:
 
 
 def _open(work: _Pass, source: str, title: str, actor: str, severity: str) -> int:
-    i = schema.incidents
     values = {
         "title": title,
         "opened_by": actor,
@@ -569,14 +604,15 @@ def _open(work: _Pass, source: str, title: str, actor: str, severity: str) -> in
         "escalations": 0,
         "escalate_at": (work.now + work.rules.escalate_after) if severity == "critical" else None,
     }
-    new_id = int(work.conn.execute(insert(i).values(**values).returning(i.c.id)).scalar_one())
+    work.provisional -= 1
+    new_id = work.provisional
     work.open[new_id] = _Open(
         IncidentRecord(id=new_id, **values),  # type: ignore[arg-type]
         set(),
         set(),
         set(),
         changed=True,
-        new=True,
+        new=values,
     )
     work.event(new_id, "opened", actor, title=title, severity=severity)
     return new_id
@@ -586,7 +622,7 @@ def _join(
     work: _Pass, incident: int, kind: str, key: str, name: str, severity: str, keys: set[str]
 ) -> None:
     opened = work.open[incident]
-    if name not in opened.names and not opened.new and severity == "critical":
+    if name not in opened.names and opened.new is None and severity == "critical":
         work.symptoms.append((incident, kind, name))
     opened.names.add(name)
     row = {
@@ -600,6 +636,7 @@ def _join(
         "changed_at": work.now,
     }
     work.members[(kind, key)] = _Member(incident, "firing", severity, row=row)
+    keys = keys | {f"member:{name}"}
     work.joined[(incident, name)] += 1
     for k in keys - opened.keys:
         opened.keys.add(k)
@@ -618,6 +655,7 @@ def _raise(work: _Pass, incident: int, severity: str) -> None:
     if severity == "critical" and current.acked_at is None and current.silenced_until is None:
         escalate_at = work.now + work.rules.escalate_after
     opened.record = replace(current, severity=severity, escalate_at=escalate_at)
+    opened.raised = severity == "critical"
     if not opened.new:
         work.event(incident, "severity", "nightshift", severity=severity)
 
@@ -636,59 +674,104 @@ def _reach(work: _Pass, incident: int, destinations: Sequence[str]) -> None:
             opened.fresh_destinations.add(destination)
 
 
-def _write(work: _Pass) -> None:
-    conn, now = work.conn, work.now
-    m = schema.incident_members
-    new_rows = [x.row for x in work.members.values() if x.row is not None]
+def _write(conn: Connection, work: _Pass) -> None:
+    """Everything the pass decided, one statement per kind of row and shape of change.
+
+    Incidents the pass opened are inserted first and their provisional ids replaced. Changes
+    to incidents that already were open are guarded, as an operator may have acted since the
+    pass read them: a resolution only closes what is still open, and a raised severity only
+    schedules an escalation if nobody has acknowledged or silenced the incident.
+    """
+    now = work.now
+    m, i = schema.incident_members, schema.incidents
+    real: dict[int, int] = {}
+    for provisional, opened in sorted(work.open.items(), reverse=True):
+        if opened.new is not None:
+            new_id = conn.execute(insert(i).values(**opened.new).returning(i.c.id)).scalar_one()
+            real[provisional] = int(new_id)
+
+    def ident(n: int) -> int:
+        return real.get(n, n)
+
+    new_rows = [{**x.row, "incident_id": ident(x.incident)} for x in work.members.values() if x.row]
     if new_rows:
         conn.execute(insert(m), new_rows)
-    for member in work.members.values():
-        if member.row_id is not None and member.changes:
-            conn.execute(update(m).where(m.c.id == member.row_id).values(**member.changes))
+    _update_many(
+        conn,
+        m,
+        [{"_id": x.row_id, **x.changes} for x in work.members.values() if x.row_id and x.changes],
+    )
     if work.key_rows:
         conn.execute(
             insert(schema.incident_keys),
-            [{"incident_id": i, "key": k[:512]} for i, k in sorted(work.key_rows)],
+            [{"incident_id": ident(n), "key": k[:512]} for n, k in sorted(work.key_rows)],
         )
     rang = {(incident, name) for incident, _kind, name in work.symptoms}
     for (incident, name), count in work.joined.items():
         # A new critical symptom is its own entry; the first member is in "opened".
-        if (incident, name) not in rang and (not work.open[incident].new or count > 1):
+        if (incident, name) not in rang and (work.open[incident].new is None or count > 1):
             work.event(incident, "joined", "nightshift", name=name, count=count)
-    touched = [i for i, o in work.open.items() if o.changed]
-    firing = _firing(conn, touched)
-    i = schema.incidents
+    touched = [n for n, o in work.open.items() if o.changed]
+    firing = _firing(conn, [ident(n) for n in touched])
+    changes, raised, resolved = [], [], []
     for incident in touched:
-        opened = work.open[incident]
+        opened, real_id = work.open[incident], ident(incident)
         last = opened.record.last_activity or now
-        values: dict[str, Any] = {
-            "severity": opened.record.severity,
-            "last_activity": last,
-            "escalate_at": opened.record.escalate_at,
-        }
-        if firing.get(incident, 0) == 0 and opened.record.source != "manual":
-            values.update(
+        changes.append({"_id": real_id, "severity": opened.record.severity, "last_activity": last})
+        if opened.raised and opened.new is None:
+            raised.append({"_id": real_id, "escalate_at": opened.record.escalate_at})
+        if firing.get(real_id, 0) == 0 and opened.record.source != "manual":
+            resolved.append({"_id": real_id, "closed_at": last})
+            work.events.append(
+                {"incident_id": incident, "at": last, "event": "resolved", "actor": "nightshift"}
+            )
+        if opened.fresh_destinations:
+            cards.reach(conn, real_id, sorted(opened.fresh_destinations), now)
+    _update_many(conn, i, changes)
+    if raised:
+        conn.execute(
+            update(i)
+            .where(i.c.id == bindparam("_id"), i.c.acked_at.is_(None))
+            .where(or_(i.c.silenced_until.is_(None), i.c.silenced_until <= now))
+            .values(escalate_at=bindparam("escalate_at")),
+            raised,
+        )
+    if resolved:
+        conn.execute(
+            update(i)
+            .where(i.c.id == bindparam("_id"), i.c.state == "open")
+            .values(
                 state="resolved",
                 resolution="resolved",
-                closed_at=last,
+                closed_at=bindparam("closed_at"),
                 closed_by="nightshift",
                 escalate_at=None,
-            )
-            work.events.append(
-                {
-                    "incident_id": incident,
-                    "at": last,
-                    "event": "resolved",
-                    "actor": "nightshift",
-                    "detail": {},
-                }
-            )
-        conn.execute(update(i).where(i.c.id == incident).values(**values))
-        cards.reach(conn, incident, sorted(opened.fresh_destinations), now)
-        cards.bump(conn, [incident], now)
-    _symptoms(work)
+            ),
+            resolved,
+        )
+    cards.bump(conn, [ident(n) for n in touched], now)
+    _symptoms(conn, work, ident)
     if work.events:
-        conn.execute(insert(schema.incident_events), work.events)
+        rows = [
+            {"detail": {}, **e, "incident_id": ident(int(e["incident_id"]))} for e in work.events
+        ]
+        conn.execute(insert(schema.incident_events), rows)
+    for provisional, new_id in real.items():  # the caller sees real ids from now on
+        work.open[new_id] = work.open.pop(provisional)
+
+
+def _update_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """UPDATE rows by id (`_id`), one executemany per shape of change."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        shapes[tuple(sorted(k for k in row if k != "_id"))].append(row)
+    for columns, same in shapes.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        conn.execute(statement, same)
 
 
 def _firing(conn: Connection, incidents: Sequence[int]) -> dict[int, int]:
@@ -703,7 +786,7 @@ def _firing(conn: Connection, incidents: Sequence[int]) -> dict[int, int]:
     return {int(i): int(n) for i, n in rows}
 
 
-def _symptoms(work: _Pass) -> None:
+def _symptoms(conn: Connection, work: _Pass, ident: Callable[[int], int]) -> None:
     """A new critical symptom of an incident already told rings: a message of its own where the
     incident's card already is (a destination reached now gets the whole card instead)."""
     notices = []
@@ -714,17 +797,17 @@ def _symptoms(work: _Pass) -> None:
         notices.append(
             outbox.Notice(
                 subject_kind="symptom",
-                subject=f"{incident}:{digest}",
+                subject=f"{ident(incident)}:{digest}",
                 event="joined",
                 severity="critical",
                 destinations=told,
                 now=work.now,
-                body={"incident": incident, "kind": kind, "name": name},
+                body={"incident": ident(incident), "kind": kind, "name": name},
             )
         )
         work.event(incident, "symptom", "nightshift", name=name)
     if notices:
-        outbox.enqueue_many(work.conn, notices)
+        outbox.enqueue_many(conn, notices)
 
 
 # -- what operators do ----------------------------------------------------------------------------
@@ -912,6 +995,7 @@ def judged(conn: Connection, since: datetime) -> tuple[int, int]:
 
 __all__ = [
     "Correlation",
+    "Joined",
     "ack",
     "close",
     "correlate",

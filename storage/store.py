@@ -95,6 +95,7 @@ class Store:
             else engine
         )
         self._shared = threading.local()  # the connection of a `reading()` block, per thread
+        self._correlating = threading.Lock()  # one correlation pass at a time (SQLite)
 
     @property
     def dialect(self) -> str:
@@ -706,14 +707,28 @@ class Store:
         self, now: datetime, rules: incidents.Correlation, route: incidents.Route
     ) -> list[int]:
         """Join waiting alert and finding changes to incidents (see `storage.incidents`);
-        returns the incidents that changed. Loops until the inbox is empty."""
+        returns the incidents that changed. Loops until the inbox is empty.
+
+        On SQLite the pass reads and decides on a read connection and takes the write lock only
+        to write what it decided (one correlator at a time, in this one process), so webhooks
+        do not wait behind its reading; on PostgreSQL it is one transaction under an advisory
+        lock, as replicas may correlate at the same time.
+        """
         changed: set[int] = set()
         while True:
-            with self._write() as conn:
-                got = incidents.correlate(conn, now, rules, route)
-                left = incidents.pending(conn) if got else 0
-            changed.update(got)
-            if not left:
+            joined = incidents.Joined()
+            if self._dialect == "sqlite":
+                with self._correlating:
+                    with self._read() as conn:
+                        work = incidents.plan(conn, now, rules, route)
+                    if work is not None:
+                        with self._write() as conn:
+                            joined = incidents.apply(conn, work)
+            else:
+                with self._write() as conn:
+                    joined = incidents.correlate(conn, now, rules, route)
+            changed.update(joined.changed)
+            if joined.consumed < incidents.INBOX_BATCH:
                 return sorted(changed)
 
     def open_incident(
@@ -886,6 +901,11 @@ class Store:
     def card_counts(self) -> dict[str, int]:
         with self._read() as conn:
             return cards.counts(conn)
+
+    def anything_due(self, destination: str, now: datetime) -> bool:
+        """Whether a card or an outbox message waits at a destination (a read, no lock)."""
+        with self._read() as conn:
+            return cards.anything_due(conn, destination, now)
 
     def due_destinations(self) -> list[str]:
         """Destinations with a card or an outbox message waiting (a courier is needed there)."""

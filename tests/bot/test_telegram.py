@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from bot.telegram import TelegramAdapter, render_caption, render_html
 from skills.core import Button, Image, Invocation, ProgressSink, Reply, Section
+from skills.registry import SKILLS
 from tests.fakes.telegram_api import FakeTelegram, parse_html, utf16_len
 
 OPERATOR = 7
@@ -100,7 +101,9 @@ async def test_operator_gets_status_by_long_polling_within_two_seconds(
 
 async def test_command_menu_is_set_at_start(tg: FakeTelegram, adapter: TelegramAdapter) -> None:
     names = [c["command"] for c in tg.commands]
-    assert {"status", "alertas", "grafico", "ajuda"} <= set(names)
+    # The skill registry's commands, every one of them: no second, hand-kept list.
+    assert names == [skill.name for skill in SKILLS]
+    assert {"passagem", "ack", "confirmar", "cancelar", "incidentes", "falso"} <= set(names)
 
 
 async def test_stranger_gets_a_refusal(tg: FakeTelegram, adapter: TelegramAdapter) -> None:
