@@ -112,6 +112,12 @@ def build_core(settings: Settings, clock: Clock | None = None, store: Store | No
     return Core(settings, clock, store, metrics, dispatcher, states, alertmanager, announce)
 
 
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A background job that died says so (it would otherwise fail silently until stop)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background job failed", exc_info=task.exception())
+
+
 class App:
     """The `serve` process: HTTP, chat adapters, and background work, in one lifespan."""
 
@@ -358,7 +364,9 @@ class App:
         for step in self._startup:
             await step()
         for job in self._jobs:
-            self._background.append(asyncio.create_task(job()))
+            task = asyncio.create_task(job())
+            task.add_done_callback(_log_failure)
+            self._background.append(task)
         await self.leader.start()
         await self.scheduler.start()
         if self.tick_every is not None:

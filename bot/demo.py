@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import sys
@@ -38,14 +39,20 @@ NIGHT_INCIDENTS = ("failed_surge", "outage", "denied_surge")
 
 
 class DemoClock:
-    """Simulated time: starts at `start` and runs `speed` times faster than the wall clock."""
+    """Simulated time: stands at `start` until `run()`, then runs `speed` times faster than the
+    wall clock."""
 
     def __init__(self, start: datetime, speed: float) -> None:
         self._start = start
         self._speed = speed
+        self._t0: float | None = None
+
+    def run(self) -> None:
         self._t0 = time.monotonic()
 
     def now(self) -> datetime:
+        if self._t0 is None:
+            return self._start
         return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self._speed)
 
     async def wait_until(self, when: datetime) -> None:
@@ -102,18 +109,30 @@ async def _replay(
     fire_at, resolve_at = night_start + timedelta(hours=2), night_start + timedelta(hours=3)
     sent_alert = resolved_alert = False
     async with httpx.AsyncClient(timeout=30) as client:
-        for minute in sorted(by_minute):
-            await clock.wait_until(datetime.fromtimestamp(minute + 60, UTC))
-            await client.post(f"{url}/transactions", json=by_minute[minute], headers=headers)
-            now = clock.now()
-            if not sent_alert and now >= fire_at:
-                sent_alert = True
-                body = json.dumps(_alert("firing", fire_at, None))
-                await client.post(f"{url}/webhooks/alertmanager", content=body, headers=headers)
-            if not resolved_alert and now >= resolve_at:
-                resolved_alert = True
-                body = json.dumps(_alert("resolved", fire_at, resolve_at))
-                await client.post(f"{url}/webhooks/alertmanager", content=body, headers=headers)
+        # The night starts once the bot answers: the replay begins while it is still starting.
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise CliError(f"demo: the bot did not answer at {url}/healthz")
+        clock.run()
+        try:
+            for minute in sorted(by_minute):
+                await clock.wait_until(datetime.fromtimestamp(minute + 60, UTC))
+                await client.post(f"{url}/transactions", json=by_minute[minute], headers=headers)
+                now = clock.now()
+                if not sent_alert and now >= fire_at:
+                    sent_alert = True
+                    body = json.dumps(_alert("firing", fire_at, None))
+                    await client.post(f"{url}/webhooks/alertmanager", content=body, headers=headers)
+                if not resolved_alert and now >= resolve_at:
+                    resolved_alert = True
+                    body = json.dumps(_alert("resolved", fire_at, resolve_at))
+                    await client.post(f"{url}/webhooks/alertmanager", content=body, headers=headers)
+        except httpx.TransportError:
+            return  # the bot is stopping: the night ends with it
     if app.console is not None:
         app.console.print("demo: a noite simulada terminou / the simulated night is over")
 

@@ -119,7 +119,8 @@ class ConsoleNotifier:
         return f"console-{self._count}"
 
     async def edit(self, target: str, ref: str, reply: Reply) -> None:
-        await self._console.push(reply)
+        # A terminal cannot change what it printed: an edit is one line, the card's new title.
+        self._console.print(f"✏️  {reply.title}")
 
     async def thread(self, target: str, ref: str, reply: Reply) -> str:
         await self._console.push(reply)

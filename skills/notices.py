@@ -53,7 +53,7 @@ class Impact:
 
     def line(self, view: IncidentView, lang: str) -> str | None:
         """`💸 1.234 aprovações perdidas (~R$ 98.720 em risco)`, for incidents seen on the feed."""
-        if not view.findings:
+        if not view.findings or view.approvals_lost < 0.5:
             return None
         lost = number(view.approvals_lost, lang)
         money = self.money(view.approvals_lost, lang)
@@ -74,7 +74,10 @@ def group_line(group: MemberGroup, lang: str) -> str:
     if group.kind == "finding":
         text = group.summary if lang == "pt" else group.summary_en
         state = _tr(lang, " (resolvida)", " (resolved)") if not group.firing else ""
-        return f"📈 {finding_title(group.name, lang)}{state}: {text}"
+        title = finding_title(group.name, lang)
+        if text.lower().startswith(title.lower()):  # "feed silencioso: …" says it already
+            return f"📈 {text}{state}"
+        return f"📈 {title}{state}: {text}"
     count = ""
     if group.total > 1:
         count = _tr(lang, f": {group.total} alertas", f": {group.total} alerts")
@@ -113,13 +116,11 @@ def title_of(incident: IncidentRecord, lang: str) -> str:
 
 
 def headline(view: IncidentView, lang: str) -> str:
-    """What the incident is, in a few words: its biggest member group, or its title."""
-    if view.members:
-        first = view.members[0]
-        name = finding_title(first.name, lang) if first.kind == "finding" else first.name
-        others = len(view.members) - 1
-        return name + (_tr(lang, f" +{others}", f" +{others}") if others else "")
-    return title_of(view.incident, lang)
+    """What the incident is, in a few words that do not change while it lasts: what opened it
+    (its title), and how many other kinds of symptom joined it."""
+    title = title_of(view.incident, lang).split(" — ")[0]
+    others = len(view.members) - 1
+    return title + (f" +{others}" if others > 0 else "")
 
 
 def state_line(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> str:

@@ -46,13 +46,11 @@ from sqlalchemy import (
 
 from storage import cards, outbox, schema
 from storage.records import (
-    AlertRecord,
     AnomalyRecord,
     IncidentRecord,
     IncidentView,
     MemberGroup,
     TimelineEntry,
-    alert_from_row,
     anomaly_from_row,
 )
 
@@ -431,13 +429,38 @@ def apply(conn: Connection, work: _Pass) -> Joined:
     return Joined(tuple(i for i, o in work.open.items() if o.changed), len(work.inbox))
 
 
-def _alerts(conn: Connection, keys: Sequence[str]) -> dict[str, AlertRecord]:
+@dataclass(frozen=True, slots=True)
+class _Alert:
+    """What the correlator needs of an alert (a light read of its row)."""
+
+    fingerprint: str
+    alertname: str
+    severity: str
+    labels: Mapping[str, str]
+    group_key: str
+    summary: str
+
+
+def _alerts(conn: Connection, keys: Sequence[str]) -> dict[str, _Alert]:
     a = schema.alerts
-    out: dict[str, AlertRecord] = {}
+    out: dict[str, _Alert] = {}
     unique = list(dict.fromkeys(keys))
+    columns = (a.c.fingerprint, a.c.alertname, a.c.severity, a.c.labels, a.c.group_key)
+    notes = a.c.annotations
     for start in range(0, len(unique), 2000):
-        rows = conn.execute(select(a).where(a.c.fingerprint.in_(unique[start : start + 2000])))
-        out.update((str(r.fingerprint), alert_from_row(r._mapping)) for r in rows)
+        rows = conn.execute(
+            select(*columns, notes).where(a.c.fingerprint.in_(unique[start : start + 2000]))
+        )
+        for fingerprint, name, severity, labels, group_key, texts in rows:
+            summary = (texts or {}).get("summary") or (texts or {}).get("description")
+            out[str(fingerprint)] = _Alert(
+                str(fingerprint),
+                str(name),
+                str(severity),
+                labels or {},
+                str(group_key),
+                summary or "",
+            )
     return out
 
 
@@ -500,7 +523,7 @@ def _recent(work: _Pass, incident: int) -> bool:
     return last >= work.now - work.rules.window
 
 
-def _match_alert(work: _Pass, alert: AlertRecord) -> int | None:
+def _match_alert(work: _Pass, alert: _Alert) -> int | None:
     rules = work.rules
     found = work.by_key.get(f"group:{alert.group_key}")
     if found is not None:
@@ -532,7 +555,7 @@ def _match_finding(work: _Pass) -> int | None:
     return max(feedish) if feedish else None
 
 
-def _alert(work: _Pass, alert: AlertRecord, status: str) -> None:
+def _alert(work: _Pass, alert: _Alert, status: str) -> None:
     known = work.members.get(("alert", alert.fingerprint))
     labels = {**alert.labels, "severity": alert.severity}
     if known is not None:
