@@ -9,6 +9,7 @@ from skills.core import Invocation, Reply, Section, SkillContext, SkillError, no
 from skills.formatting import clock
 from skills.notices import (
     Impact,
+    care_lines,
     group_line,
     headline,
     incident_card,
@@ -99,10 +100,13 @@ async def show(ctx: SkillContext, number: int) -> Reply:
     )
     members = tuple(group_line(g, ctx.lang) for g in view.members)
     timeline = tuple(_event_line(ctx, e) for e in view.timeline)
+    money = impact.line(view, ctx.lang)
+    head = [state_line(view, ctx.lang, ctx.tz, now), *([money] if money else [])]
+    head += care_lines(view, ctx.lang, ctx.tz, now)
     return Reply(
         title=card.title,
         sections=(
-            Section(lines=(state_line(view, ctx.lang, ctx.tz, now),)),
+            Section(lines=tuple(head)),
             Section(heading=ctx.tr("Membros", "Members"), lines=members)
             if members
             else Section(

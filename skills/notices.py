@@ -144,7 +144,8 @@ def state_line(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> str:
     return span
 
 
-def _care_lines(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> list[str]:
+def care_lines(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> list[str]:
+    """Who is on it, until when it is silenced, how often it was escalated."""
     i = view.incident
     lines = []
     if i.acked_by and i.acked_at is not None:
@@ -216,7 +217,7 @@ def incident_card(
     money = (impact or Impact()).line(view, lang)
     if money:
         lines.append(money)
-    lines += _care_lines(view, lang, tz, now)
+    lines += care_lines(view, lang, tz, now)
     lines.append(_tr(lang, f"Detalhes: `incidente {view.id}`", f"Details: `incident {view.id}`"))
     return Reply(
         title=_head(view, lang),
