@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -25,9 +29,12 @@ from bot.leader import Leader
 from bot.metrics import Metrics
 from bot.notifiers import ConsoleNotifier, SlackNotifier, TelegramNotifier
 from bot.routing import Routes
-from bot.runbook_cli import build_runbook_service
-from bot.settings import Settings
+from bot.settings import Secret, Settings
 from bot.watch import FeedWatch, release_freed_memory
+from runbooks.catalog import load_catalog
+from runbooks.executor import Executor
+from runbooks.redaction import Redactor
+from runbooks.service import AuditLog, RunbookService
 from skills.access import Access
 from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
 from skills.notices import body_from_reply
@@ -82,6 +89,36 @@ class Core:
         self.store.close()
 
 
+def lock_dir() -> Path:
+    """Per-runbook lock files, so the bot and the shell never run the same runbook at once."""
+    return Path(tempfile.gettempdir()) / f"nightshift-runbooks-{os.getuid()}"
+
+
+def build_runbook_service(
+    settings: Settings,
+    clock: Clock,
+    audit: AuditLog,
+    environ: Mapping[str, str] | None = None,
+) -> RunbookService:
+    """The runbook service from settings (raises `RunbookConfigError` for a bad file).
+
+    `environ` is where variables a runbook lists in `env` are passed on from.
+    """
+    catalog = load_catalog(settings.runbooks_dir)
+    secrets = [
+        value.value
+        for value in (getattr(settings, f.name) for f in dataclasses.fields(settings))
+        if isinstance(value, Secret)
+    ]
+    executor = Executor(
+        clock.now,
+        environ=os.environ if environ is None else environ,
+        redactor=Redactor.of(secrets),
+        lock_dir=lock_dir(),
+    )
+    return RunbookService(catalog, executor, clock.now, audit)
+
+
 def build_core(settings: Settings, clock: Clock | None = None, store: Store | None = None) -> Core:
     """Store, skills and dispatcher from settings; raises StorageError for a bad database."""
     clock = clock or SystemClock()
@@ -121,7 +158,17 @@ def _log_failure(task: asyncio.Task[None]) -> None:
 class App:
     """The `serve` process: HTTP, chat adapters, and background work, in one lifespan."""
 
-    def __init__(self, core: Core, *, console: bool | None = None) -> None:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        console: bool | None = None,
+        tick_every: float | None = None,
+        background: Sequence[Callable[[App], Coroutine[Any, Any, None]]] = (),
+    ) -> None:
+        """`tick_every`: the detector's pace in seconds (default: each wall-clock minute);
+        `background`: more work, started with the rest and cancelled at stop (the demo's
+        replay)."""
         self.core = core
         settings = core.settings
         chat_configured = bool(settings.slack_bot_token or settings.telegram_bot_token)
@@ -136,8 +183,8 @@ class App:
         self._startup: list[Callable[[], Awaitable[None]]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
         self.on_console_exit: Callable[[], None] | None = None
-        self._jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        self.tick_every: float | None = None  # the detector's pace; None: each wall-clock minute
+        self._jobs = tuple(background)
+        self.tick_every = tick_every
         self._build_chat(settings)
         self.routes = Routes.default(
             settings.slack_channel if self.slack else None,
@@ -351,10 +398,6 @@ class App:
             except Exception:
                 log.exception("detector tick failed")
 
-    def run_in_background(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """A task started with the others once the process is up, and cancelled at stop."""
-        self._jobs.append(job)
-
     async def start(self) -> None:
         if self.core.store.dialect == "sqlite":
             # One process per SQLite file: leases still held were this process's before a crash.
@@ -364,7 +407,7 @@ class App:
         for step in self._startup:
             await step()
         for job in self._jobs:
-            task = asyncio.create_task(job())
+            task = asyncio.create_task(job(self))
             task.add_done_callback(_log_failure)
             self._background.append(task)
         await self.leader.start()
@@ -401,6 +444,7 @@ class App:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.leader.stop()
         await self.core.aclose()
+        self.core.close()  # the store last, once nothing is left to use it
 
     def run_server(self) -> None:
         """Serve HTTP on the configured address until SIGTERM/SIGINT (or `sair` on the console)."""

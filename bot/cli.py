@@ -1,102 +1,23 @@
-"""The `nightshift` command line (also `python -m bot`)."""
+"""The `nightshift` command line (also `python -m bot`): every command and its arguments in one
+place; each command's module is imported only when that command runs, so `nightshift detect`
+does not pay for the store, the chat SDKs or the scheduler."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import logging
 import os
 import sys
-import time
-from collections.abc import Sequence
-from datetime import date, datetime
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from datetime import date
 
-from bot import demo, jobs_cli, offline, runbook_cli
-from bot.app import App, Core, build_core
-from bot.console import ConsoleChat, login_name
 from bot.errors import CliError
-from bot.settings import Settings, SettingsError, load_settings
-from runbooks.errors import RunbookConfigError
-from skills.core import Invocation, Reply
-from storage.feed import FeedBatch, FeedError, load_file
-from storage.store import StorageError
+from bot.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
-
-
-def _core(args: argparse.Namespace) -> Core:
-    settings: Settings = args.settings
-    try:
-        return build_core(settings)
-    except StorageError as error:
-        raise CliError(f"NIGHTSHIFT_DATABASE_URL: {error}") from None
-    except RunbookConfigError as error:
-        raise CliError(f"NIGHTSHIFT_RUNBOOKS_DIR: {error}") from None
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    settings: Settings = args.settings
-    settings.check_serve()
-    # python-telegram-bot 22 warns on every retry_after unless told to use timedeltas.
-    os.environ.setdefault("PTB_TIMEDELTA", "1")
-    core = _core(args)
-    app = App(core)
-    print(
-        f"nightshift listening on http://{settings.host}:{settings.port} "
-        f"(store {core.store.dialect}, {settings.database_url.split('://')[0]})",
-        file=sys.stderr,
-    )
-    try:
-        app.run_server()
-    except OSError as error:
-        raise CliError(
-            f"NIGHTSHIFT_PORT: cannot listen on {settings.host}:{settings.port} ({error.strerror})"
-        ) from None
-    finally:
-        core.close()
-    return EXIT_OK
-
-
-def cmd_ask(args: argparse.Namespace) -> int:
-    text = " ".join(args.text).strip()
-    if not text:
-        raise CliError("ask: give a command, e.g. nightshift ask status")
-    platform, _, user = (args.as_user or f"console:{login_name()}").partition(":")
-    if not user:
-        raise CliError(f"--as: {args.as_user!r} is not platform:user_id")
-    core = _core(args)
-
-    async def once() -> Reply:
-        try:
-            return await core.handle(Invocation(platform=platform, user_id=user, text=text))
-        finally:
-            await core.aclose()
-
-    try:
-        reply = asyncio.run(once())
-    finally:
-        core.close()
-    print(reply.plain_text())
-    return {"ok": EXIT_OK, "error": EXIT_FAILED, "refused": EXIT_REFUSED}[reply.outcome]
-
-
-def cmd_chat(args: argparse.Namespace) -> int:
-    core = _core(args)
-    chat = ConsoleChat(core.handle)
-    chat.print(
-        core.dispatcher.context.tr(
-            "Console do nightshift. `ajuda` lista os comandos, `sair` sai.",
-            "nightshift console. `help` lists the commands, `exit` leaves.",
-        )
-    )
-    try:
-        asyncio.run(chat.run(prompt=sys.stdin.isatty()))
-    finally:
-        core.close()
-    return EXIT_OK
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def _date(text: str) -> date:
@@ -106,59 +27,11 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2025-07-12") from None
 
 
-def _today(settings: Settings) -> date:
-    return datetime.now(settings.timezone).date()
-
-
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    settings: Settings = args.settings
-    day = args.date or _today(settings)
-    batches: list[tuple[Path, FeedBatch]] = []
-    for name in args.paths:
-        path = Path(name)
-        try:
-            batches.append((path, load_file(path, default_date=day, tz=settings.timezone)))
-        except FeedError as error:
-            raise CliError(f"{error} (nothing was stored)") from None
-    core = _core(args)
-    total = sum(len(b) for _, b in batches)
-    started = time.perf_counter()
-    try:
-        with tqdm(
-            total=total, unit="rows", disable=not sys.stderr.isatty() or total < 10_000
-        ) as bar:
-            for path, batch in batches:
-                bar.set_description(path.name)
-                result = core.store.ingest(batch, progress=bar.update)
-                print(f"{path}: {result.accepted} rows stored", file=sys.stderr)
-    except StorageError as error:
-        raise CliError(f"NIGHTSHIFT_DATABASE_URL: {error}") from None
-    finally:
-        core.close()
-    print(
-        f"ingested {total} rows from {len(batches)} file(s) in "
-        f"{time.perf_counter() - started:.2f}s",
-        file=sys.stderr,
-    )
-    return EXIT_OK
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    from bot.replay import replay
-
-    settings: Settings = args.settings
-    path = Path(args.path)
-    try:
-        batch = load_file(path, default_date=args.date or _today(settings), tz=settings.timezone)
-    except FeedError as error:
-        raise CliError(str(error)) from None
-    url = args.url or f"http://{settings.host}:{settings.port}/transactions"
-    token = settings.webhook_token.value if settings.webhook_token else None
-    sent = replay(batch, url, token=token, speed=args.speed)
-    print(f"replayed {sent} rows to {url}", file=sys.stderr)
-    return EXIT_OK
+def _handler(path: str) -> Callable[[argparse.Namespace], int]:
+    """`module:function`, imported when the command runs."""
+    module, _, name = path.partition(":")
+    found: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -168,33 +41,86 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("serve", help="the bot: HTTP, chat adapters, scheduler, detector")
-    p.set_defaults(handler=cmd_serve)
+    def command(name: str, handler: str, summary: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=summary)
+        p.set_defaults(handler=handler)
+        return p
 
-    p = sub.add_parser("ask", help="run one chat command and print the reply")
+    command("serve", "bot.commands:cmd_serve", "the bot: HTTP, chat adapters, scheduler, detector")
+
+    p = command("demo", "bot.demo:cmd_demo", "serve plus a simulated night replayed into it")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated minutes per real minute (default 60: an hour a minute)",
+    )
+    p.add_argument("--hours", type=int, default=10, help="hours simulated, from 16:00 local")
+    p.add_argument("--seed", type=int, default=7, help="seed of the simulated feed")
+
+    p = command("ask", "bot.commands:cmd_ask", "run one chat command and print the reply")
     p.add_argument("--as", dest="as_user", metavar="USER", help="platform:user_id")
     p.add_argument("text", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=cmd_ask)
 
-    p = sub.add_parser("chat", help="interactive console chat")
-    p.set_defaults(handler=cmd_chat)
+    command("chat", "bot.commands:cmd_chat", "interactive console chat")
 
-    p = sub.add_parser("ingest", help="load transaction files (CSV or JSON) into the store")
+    p = command("ingest", "bot.commands:cmd_ingest", "load transaction files into the store")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--date", type=_date, help="date for files whose times have none (HHh MM)")
-    p.set_defaults(handler=cmd_ingest)
 
-    p = sub.add_parser("replay", help="send a feed file to a running bot, paced")
+    p = command("replay", "bot.commands:cmd_replay", "send a feed file to a running bot, paced")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--url", help="the bot's /transactions URL")
     p.add_argument("--speed", type=float, default=60.0, help="minutes of feed per real minute")
     p.add_argument("--date", type=_date, help="date for files whose times have none")
-    p.set_defaults(handler=cmd_replay)
 
-    offline.register(sub)
-    runbook_cli.register(sub)
-    demo.register(sub)
-    jobs_cli.register(sub)
+    p = command(
+        "analyze",
+        "bot.offline:cmd_analyze",
+        "offline anomaly analysis of a checkout or transactions CSV",
+    )
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--chart", metavar="OUT.png", help="write a PNG chart")
+    p.add_argument("--date", type=_date, help="date for files whose times have none")
+    p.add_argument("--auth-codes", metavar="FILE", help="authorization-code breakdown CSV")
+
+    p = command("detect", "bot.offline:cmd_detect", "streaming anomaly scores for a univariate CSV")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--time-col", metavar="C")
+    p.add_argument("--value-col", metavar="C")
+    p.add_argument("--output", metavar="OUT.csv")
+
+    p = command(
+        "simulate", "bot.offline:cmd_simulate", "a synthetic per-minute feed with incidents"
+    )
+    p.add_argument("--hours", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--incidents", metavar="LIST", help="comma list of incident kinds")
+    p.add_argument("--output", metavar="FEED.csv", required=True)
+    p.add_argument("--labels", metavar="LABELS.json")
+
+    runbook = sub.add_parser("runbook", help="runbooks from the shell (audited)")
+    actions = runbook.add_subparsers(dest="runbook_command", required=True, metavar="ACTION")
+    p = actions.add_parser("list", help="the whitelisted runbooks")
+    p.set_defaults(handler="bot.runbook_cli:cmd_list")
+    p = actions.add_parser("show", help="one runbook: parameters, steps, argv templates")
+    p.add_argument("name", metavar="NAME")
+    p.set_defaults(handler="bot.runbook_cli:cmd_show")
+    p = actions.add_parser("run", help="run a runbook as shell:<login name> (an admin)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("params", nargs="*", metavar="key=value")
+    p.add_argument("--dry-run", action="store_true", help="print the exact argv, run nothing")
+    p.add_argument(
+        "--yes", action="store_true", help="confirm a dangerous runbook without typing its code"
+    )
+    p.set_defaults(handler="bot.runbook_cli:cmd_run")
+
+    command(
+        "jobs",
+        "bot.jobs_cli:cmd_jobs",
+        "scheduled jobs with their next run time in the configured time zone",
+    )
     return parser
 
 
@@ -207,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.settings = load_settings()
-        code: int = args.handler(args)
+        code: int = _handler(args.handler)(args)
     except (SettingsError, CliError) as error:
         print(f"nightshift: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -178,8 +178,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = open_store(demo_settings.database_url)
     store.ingest(_batch(history))
     clock = DemoClock(night_start, args.speed)
-    app = App(build_core(demo_settings, clock, store))
-    app.tick_every = 60.0 / args.speed
+    url = f"http://{settings.host}:{settings.port}"
+    token = settings.webhook_token.value if settings.webhook_token else None
+    night_batch = _batch(night)
+
+    async def replay(app: App) -> None:
+        await _replay(app, clock, night_batch, url, token, night_start)
+
+    app = App(
+        build_core(demo_settings, clock, store), tick_every=60.0 / args.speed, background=[replay]
+    )
     print(
         f"demo: {args.hours}h of night from {night_start.astimezone(tz):%d/%m %H:%M} at "
         f"{args.speed:g}x; incidents:",
@@ -190,24 +198,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  {label.kind}: {label.start.astimezone(tz):%H:%M}–{label.end.astimezone(tz):%H:%M}",
             file=sys.stderr,
         )
-    url = f"http://{settings.host}:{settings.port}"
-    token = settings.webhook_token.value if settings.webhook_token else None
-    app.run_in_background(lambda: _replay(app, clock, _batch(night), url, token, night_start))
-    try:
-        app.run_server()
-    finally:
-        store.close()
+    app.run_server()  # the store closes with the app
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("demo", help="serve plus a simulated night replayed into it")
-    p.add_argument(
-        "--speed",
-        type=float,
-        default=60.0,
-        help="simulated minutes per real minute (default 60: an hour a minute)",
-    )
-    p.add_argument("--hours", type=int, default=10, help="hours simulated, from 16:00 local")
-    p.add_argument("--seed", type=int, default=7, help="seed of the simulated feed")
-    p.set_defaults(handler=cmd_demo)

@@ -12,14 +12,6 @@ from bot.settings import Settings
 EXIT_OK = 0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `jobs`."""
-    parser = subparsers.add_parser(
-        "jobs", help="scheduled jobs with their next run time in the configured time zone"
-    )
-    parser.set_defaults(handler=cmd_jobs)
-
-
 def render(settings: Settings, now: datetime | None = None) -> str:
     """The table `nightshift jobs` prints, at the given time (default now)."""
     now = now or SystemClock().now()

@@ -43,13 +43,6 @@ def _lang(args: argparse.Namespace) -> str:
     return "en" if str(lang).lower() == "en" else "pt"
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2025-07-12") from None
-
-
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -376,31 +369,3 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `analyze`, `detect` and `simulate` to the `nightshift` command line."""
-    p = subparsers.add_parser(
-        "analyze", help="offline anomaly analysis of a checkout or transactions CSV"
-    )
-    p.add_argument("path", metavar="PATH")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--chart", metavar="OUT.png", help="write a PNG chart")
-    p.add_argument("--date", type=_date, help="date for files whose times have none")
-    p.add_argument("--auth-codes", metavar="FILE", help="authorization-code breakdown CSV")
-    p.set_defaults(handler=cmd_analyze)
-
-    p = subparsers.add_parser("detect", help="streaming anomaly scores for a univariate CSV")
-    p.add_argument("path", metavar="PATH")
-    p.add_argument("--time-col", metavar="C")
-    p.add_argument("--value-col", metavar="C")
-    p.add_argument("--output", metavar="OUT.csv")
-    p.set_defaults(handler=cmd_detect)
-
-    p = subparsers.add_parser("simulate", help="a synthetic per-minute feed with incidents")
-    p.add_argument("--hours", type=int, default=48)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--incidents", metavar="LIST", help=f"comma list of {', '.join(INCIDENTS)}")
-    p.add_argument("--output", metavar="FEED.csv", required=True)
-    p.add_argument("--labels", metavar="LABELS.json")
-    p.set_defaults(handler=cmd_simulate)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
 
+from bot.app import build_runbook_service
 from bot.clock import SystemClock
 from bot.console import login_name
 from bot.errors import CliError
-from bot.settings import Secret, Settings
+from bot.settings import Settings
 from runbooks.catalog import Catalog, Plan, Runbook, load_catalog
 from runbooks.errors import (
     RunbookBusy,
@@ -23,65 +19,12 @@ from runbooks.errors import (
     RunbookDenied,
     RunbookError,
 )
-from runbooks.executor import Clock, Executor, RunEvent, StepResult
-from runbooks.redaction import Redactor
-from runbooks.service import AuditLog, PendingConfirmation, RunbookService
+from runbooks.executor import RunEvent, StepResult
+from runbooks.service import PendingConfirmation, RunbookService
 from storage.store import StorageError, open_store
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3
 _MARK = {"ok": "ok", "failed": "FAILED", "timeout": "TIMEOUT", "cancelled": "CANCELLED"}
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `runbook list`, `runbook show NAME`, `runbook run NAME [key=value ...]`."""
-    parser = subparsers.add_parser("runbook", help="runbooks from the shell (audited)")
-    commands = parser.add_subparsers(dest="runbook_command", required=True, metavar="ACTION")
-
-    p = commands.add_parser("list", help="the whitelisted runbooks")
-    p.set_defaults(handler=cmd_list)
-
-    p = commands.add_parser("show", help="one runbook: parameters, steps, argv templates")
-    p.add_argument("name", metavar="NAME")
-    p.set_defaults(handler=cmd_show)
-
-    p = commands.add_parser("run", help="run a runbook as shell:<login name> (an admin)")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("params", nargs="*", metavar="key=value")
-    p.add_argument("--dry-run", action="store_true", help="print the exact argv, run nothing")
-    p.add_argument(
-        "--yes", action="store_true", help="confirm a dangerous runbook without typing its code"
-    )
-    p.set_defaults(handler=cmd_run)
-
-
-def lock_dir() -> Path:
-    """Per-runbook lock files, so the bot and the shell never run the same runbook at once."""
-    return Path(tempfile.gettempdir()) / f"nightshift-runbooks-{os.getuid()}"
-
-
-def build_runbook_service(
-    settings: Settings,
-    clock: Clock,
-    audit: AuditLog,
-    environ: Mapping[str, str] | None = None,
-) -> RunbookService:
-    """The runbook service from settings (raises `RunbookConfigError` for a bad file).
-
-    `environ` is where variables a runbook lists in `env` are passed on from.
-    """
-    catalog = load_catalog(settings.runbooks_dir)
-    secrets = [
-        value.value
-        for value in (getattr(settings, f.name) for f in dataclasses.fields(settings))
-        if isinstance(value, Secret)
-    ]
-    executor = Executor(
-        clock,
-        environ=os.environ if environ is None else environ,
-        redactor=Redactor.of(secrets),
-        lock_dir=lock_dir(),
-    )
-    return RunbookService(catalog, executor, clock, audit)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -33,12 +33,6 @@ SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/s
 _TERMINAL_CONTROLS = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class Clock(Protocol):
-    """Where the time comes from: the system in production, a fixed clock in tests."""
-
-    def now(self) -> datetime: ...
-
-
 class Spawner(Protocol):
     """Starts one step's program: argv as a list, never a shell, in a new session."""
 
@@ -170,7 +164,7 @@ class Executor:
 
     def __init__(
         self,
-        clock: Clock,
+        now: Callable[[], datetime],
         *,
         spawner: Spawner = spawn_process,
         environ: Mapping[str, str] | None = None,
@@ -184,7 +178,7 @@ class Executor:
     ) -> None:
         """`lock_dir`: where per-runbook lock files make "one run at a time" hold across
         processes (the bot and `nightshift runbook run`); None keeps it to this process."""
-        self._clock = clock
+        self._now = now
         self._spawner = spawner
         self._environ = environ
         self._search_path = search_path or default_search_path()
@@ -209,7 +203,7 @@ class Executor:
         if self._lock_dir is None:
             return None
         try:
-            lock = _RunLock.take(self._lock_dir, runbook, self._clock.now())
+            lock = _RunLock.take(self._lock_dir, runbook, self._now())
         except RunbookBusy as busy:
             return RunningRun("", runbook, busy.started_by, busy.started_at, 0)
         lock.release()
@@ -239,7 +233,7 @@ class Executor:
             run_id=secrets.token_hex(4),
             runbook=name,
             actor=actor,
-            started_at=self._clock.now(),
+            started_at=self._now(),
             total_steps=len(plan.argvs),
         )
         lock = None
@@ -303,7 +297,7 @@ class Executor:
             params=plan.params,
             status=status,
             started_at=active.info.started_at,
-            finished_at=self._clock.now(),
+            finished_at=self._now(),
             seconds=time.monotonic() - started,
             steps=tuple(results),
             total_steps=len(plan.argvs),
@@ -322,7 +316,7 @@ class Executor:
         on_event: EventCallback | None,
     ) -> StepResult:
         name = step.name
-        started_at = self._clock.now()
+        started_at = self._now()
         started = time.monotonic()
         tail: deque[str] = deque(maxlen=self._tail_lines)
 

@@ -19,7 +19,7 @@ from runbooks.errors import (
     RunbookInvalidParams,
     RunbookNotFound,
 )
-from runbooks.executor import Clock, EventCallback, Executor, RunEvent, RunningRun, RunResult
+from runbooks.executor import EventCallback, Executor, RunEvent, RunningRun, RunResult
 from runbooks.params import parse_assignments
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class RunbookService:
         self,
         catalog: Catalog,
         executor: Executor,
-        clock: Clock,
+        now: Callable[[], datetime],
         audit: AuditLog | None = None,
         *,
         confirm_ttl: timedelta = CONFIRM_TTL,
@@ -80,7 +80,7 @@ class RunbookService:
     ) -> None:
         self._catalog = catalog
         self._executor = executor
-        self._clock = clock
+        self._now = now
         self._audit_log = audit
         self._confirm_ttl = confirm_ttl
         self._pending: dict[str, PendingConfirmation] = {}
@@ -160,7 +160,7 @@ class RunbookService:
         An unknown, expired or someone else's code is refused (`RunbookDenied`) and audited.
         """
         key = code.strip().upper()
-        now = self._clock.now()
+        now = self._now()
         pending = self._pending.get(key)
         detail: dict[str, object] = {"code": _safe(key)}
         if pending is not None:
@@ -307,7 +307,7 @@ class RunbookService:
             raise RunbookBusy(name, running.actor, running.started_at)
 
     def _new_pending(self, actor: str, plan: Plan) -> PendingConfirmation:
-        now = self._clock.now()
+        now = self._now()
         for code, old in list(self._pending.items()):
             if now >= old.expires_at:
                 del self._pending[code]
@@ -319,7 +319,7 @@ class RunbookService:
         return pending
 
     def _authorize(self, actor: str, plan: Plan) -> Plan:
-        now = self._clock.now()
+        now = self._now()
         for ticket, (_, _, issued) in list(self._tickets.items()):
             if now - issued > TICKET_TTL:
                 del self._tickets[ticket]
@@ -342,7 +342,7 @@ class RunbookService:
         if error:
             detail = {**detail, "error": _safe(error)}
         await asyncio.to_thread(
-            self._audit_log.record_audit, actor, action, detail, outcome, self._clock.now()
+            self._audit_log.record_audit, actor, action, detail, outcome, self._now()
         )
 
 

@@ -102,12 +102,12 @@ def make_service(
     def make(catalog: Catalog | None = None, **executor_options: object) -> RunbookService:
         catalog = catalog if catalog is not None else load_catalog(tmp_path / "library")
         executor = Executor(
-            clock,
+            clock.now,
             spawner=spawner,
             environ={},
             kill_grace=0.3,
             **executor_options,  # type: ignore[arg-type]
         )
-        return RunbookService(catalog, executor, clock, audit)
+        return RunbookService(catalog, executor, clock.now, audit)
 
     return make

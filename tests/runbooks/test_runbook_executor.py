@@ -52,7 +52,7 @@ def alive(pid: int) -> bool:
 
 
 def executor(clock: SettableClock, spawner: RecordingSpawner, **options: object) -> Executor:
-    return Executor(clock, spawner=spawner, kill_grace=0.3, **options)  # type: ignore[arg-type]
+    return Executor(clock.now, spawner=spawner, kill_grace=0.3, **options)  # type: ignore[arg-type]
 
 
 async def test_hanging_step_is_killed_at_its_timeout_with_its_whole_group(

@@ -279,7 +279,9 @@ async def test_shipped_restart_service_runs_only_its_systemctl_argv(
     from runbooks.executor import Executor
 
     stand_in = RecordingSpawner(stand_in=["true"])
-    service = RunbookService(load_catalog(), Executor(clock, spawner=stand_in), clock, audit)
+    service = RunbookService(
+        load_catalog(), Executor(clock.now, spawner=stand_in), clock.now, audit
+    )
 
     pending = await service.request(ADMIN, "admin", "restart-service", {"service": "nginx"})
     assert isinstance(pending, PendingConfirmation)

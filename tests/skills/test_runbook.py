@@ -66,8 +66,8 @@ class Bot:
         self.spawner = RecordingSpawner()
         self.clock = clock
         self.store = store
-        executor = Executor(clock, spawner=self.spawner, environ={}, kill_grace=0.3)
-        self.service = RunbookService(load_catalog(folder), executor, clock, store)
+        executor = Executor(clock.now, spawner=self.spawner, environ={}, kill_grace=0.3)
+        self.service = RunbookService(load_catalog(folder), executor, clock.now, store)
         context = SkillContext(
             store=store,
             clock=clock,
