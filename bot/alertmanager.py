@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
+from skills.core import Silence
+
 __all__ = ["AlertmanagerClient", "AlertmanagerError"]
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,15 @@ def _timestamp(value: datetime, what: str) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be timezone-aware, got {value!r}")
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _dict_list(payload: object, what: str) -> list[dict[str, object]]:
@@ -95,6 +106,39 @@ class AlertmanagerClient:
         """Alerts not yet resolved, silenced and inhibited ones included (see ``status``)."""
         payload = await self._call("GET", "/api/v2/alerts")
         return _dict_list(payload, "GET /api/v2/alerts")
+
+    async def alert_states(self) -> dict[str, str]:
+        """Fingerprint → Alertmanager's state of each unresolved alert (`suppressed`: silenced)."""
+        states: dict[str, str] = {}
+        for alert in await self.active_alerts():
+            status, fingerprint = alert.get("status"), alert.get("fingerprint")
+            if isinstance(fingerprint, str) and isinstance(status, dict):
+                states[fingerprint] = str(status.get("state", ""))
+        return states
+
+    async def silence_list(self) -> list[Silence]:
+        """Every silence Alertmanager knows, read into records (malformed ones left out)."""
+        out: list[Silence] = []
+        for silence in await self.silences():
+            status, ends = silence.get("status"), _parse_time(silence.get("endsAt"))
+            matchers = silence.get("matchers")
+            if not isinstance(status, dict) or ends is None or not isinstance(matchers, list):
+                continue
+            shown = ", ".join(
+                f"{m.get('name')}{'=' if m.get('isEqual', True) else '!='}{m.get('value')}"
+                for m in matchers
+                if isinstance(m, dict)
+            )
+            out.append(
+                Silence(
+                    id=str(silence.get("id", "")),
+                    state=str(status.get("state", "")),
+                    ends_at=ends,
+                    matchers=shown,
+                    created_by=str(silence.get("createdBy", "")),
+                )
+            )
+        return out
 
     async def post_alerts(self, alerts: Sequence[Mapping[str, object]]) -> None:
         """Send alerts as a Prometheus server would; ``startsAt``/``endsAt`` may be datetimes."""

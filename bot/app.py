@@ -270,6 +270,9 @@ class App:
         commands = menu(settings.lang)
         # The SDKs load only when their platform is configured: `ask` and `ingest` start fast.
         if settings.telegram_bot_token:
+            # python-telegram-bot 22 hands out durations (retry_after) as timedeltas only when
+            # told to, and warns at every one otherwise; bot/telegram.py reads both.
+            os.environ.setdefault("PTB_TIMEDELTA", "1")
             from bot.telegram import TelegramAdapter
 
             secret = settings.telegram_webhook_secret

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from datetime import date, datetime
@@ -35,8 +34,6 @@ def _core(args: argparse.Namespace) -> Core:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     settings.check_serve()
-    # python-telegram-bot 22 warns on every retry_after unless told to use timedeltas.
-    os.environ.setdefault("PTB_TIMEDELTA", "1")
     core = _core(args)
     app = App(core)
     print(

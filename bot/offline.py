@@ -5,42 +5,31 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 
 from bot.errors import CliError
+from bot.settings import Settings
 from detector import DetectorError
 from detector.findings import Segment
 from detector.grouping import OfflineIncident, group
 from detector.simulate import INCIDENTS, simulate
 from storage.feed import FeedError, load_file
 
-# scikit-learn and matplotlib load inside the handlers: every `nightshift` command imports this
-
 
 def _zone(args: argparse.Namespace) -> tzinfo:
-    settings = getattr(args, "settings", None)
-    zone = getattr(settings, "timezone", None)
-    if isinstance(zone, tzinfo):
-        return zone
-    name = os.environ.get("NIGHTSHIFT_TIMEZONE", "America/Sao_Paulo")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise CliError(f"NIGHTSHIFT_TIMEZONE: unknown time zone {name!r}") from None
+    settings: Settings = args.settings  # read once, by the command line (bot/settings.py)
+    return settings.timezone
 
 
 def _lang(args: argparse.Namespace) -> str:
-    settings = getattr(args, "settings", None)
-    lang = getattr(settings, "lang", None) or os.environ.get("NIGHTSHIFT_LANG", "pt")
-    return "en" if str(lang).lower() == "en" else "pt"
+    settings: Settings = args.settings
+    return settings.lang
 
 
 def _read_text(path: Path) -> str:

@@ -167,7 +167,7 @@ class Executor:
         now: Callable[[], datetime],
         *,
         spawner: Spawner = spawn_process,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,  # where listed variables come from
         search_path: str | None = None,
         cwd: Path | None = None,
         redactor: Redactor | None = None,
@@ -180,7 +180,7 @@ class Executor:
         processes (the bot and `nightshift runbook run`); None keeps it to this process."""
         self._now = now
         self._spawner = spawner
-        self._environ = environ
+        self._environ: Mapping[str, str] = environ or {}
         self._search_path = search_path or default_search_path()
         self._cwd = cwd
         self._redactor = redactor or Redactor()
@@ -211,7 +211,7 @@ class Executor:
 
     def environment(self, runbook: Runbook) -> dict[str, str]:
         """The whole environment of a step: PATH plus the variables the runbook lists."""
-        source = os.environ if self._environ is None else self._environ
+        source = self._environ
         env = {"PATH": self._search_path}
         for name, value in runbook.env:
             if value is not None:

@@ -4,6 +4,7 @@ Alertmanager's live view (`BarsLong: 80 alertas em pay-0…pay-79`)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from skills.core import Invocation, Reply, Section, SkillContext, normalize
@@ -15,25 +16,18 @@ log = logging.getLogger(__name__)
 SHOWN = 20
 
 
-async def _live_state(ctx: SkillContext) -> tuple[dict[str, str], str | None]:
+async def _live_state(ctx: SkillContext) -> tuple[Mapping[str, str], str | None]:
     """Fingerprint → Alertmanager state (`active`/`suppressed`), or a note why it is unknown."""
     if ctx.alertmanager is None:
         return {}, None
     try:
-        live = await ctx.alertmanager.active_alerts()
+        return await ctx.alertmanager.alert_states(), None
     except Exception as error:
         log.warning("alertmanager unreachable: %s", type(error).__name__)
         return {}, ctx.tr(
             "Alertmanager não respondeu; mostrando o que chegou por webhook.",
             "Alertmanager did not answer; showing what came by webhook.",
         )
-    states: dict[str, str] = {}
-    for alert in live:
-        status = alert.get("status")
-        fingerprint = alert.get("fingerprint")
-        if isinstance(fingerprint, str) and isinstance(status, dict):
-            states[fingerprint] = str(status.get("state", ""))
-    return states, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +60,7 @@ def _groups(alerts: list[AlertRecord], membership: dict[str, int]) -> list[_Grou
     return groups
 
 
-def _line(ctx: SkillContext, group: _Group, states: dict[str, str]) -> str:
+def _line(ctx: SkillContext, group: _Group, states: Mapping[str, str]) -> str:
     alert = group.first
     since = ago(ctx, min(a.starts_at or a.first_received for a in group.alerts))
     n = len(group.alerts)

@@ -11,7 +11,7 @@ from typing import Literal
 import pandas as pd
 
 from skills.baseline import DAYS, Reference, reference
-from skills.core import Invocation, Reply, Section, SkillContext
+from skills.core import Invocation, Reply, Section, Silence, SkillContext
 from skills.formatting import clock, duration, number, percent, severity_icon
 from skills.incident import impact_of
 from skills.notices import incident_line, title_of
@@ -396,46 +396,17 @@ def incident_lines(
     return [lines[0], *_more(ctx, lines[1:], len(incidents))]
 
 
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def expiring_silences(
-    silences: Sequence[dict[str, object]], now: datetime, until: datetime
-) -> list[tuple[datetime, str, str]]:
-    """Active silences ending in [now, until): (ends, matchers as text, creator), soonest first."""
-    out: list[tuple[datetime, str, str]] = []
-    for silence in silences:
-        status = silence.get("status")
-        if not isinstance(status, dict) or status.get("state") != "active":
-            continue
-        ends = _parse_time(silence.get("endsAt"))
-        if ends is None or not now <= ends < until:
-            continue
-        matchers = silence.get("matchers")
-        shown = (
-            ", ".join(
-                f"{m.get('name')}{'=' if m.get('isEqual', True) else '!='}{m.get('value')}"
-                for m in matchers
-                if isinstance(m, dict)
-            )
-            if isinstance(matchers, list)
-            else "?"
-        )
-        out.append((ends, shown, str(silence.get("createdBy", ""))))
-    return sorted(out)
+def expiring_silences(silences: Sequence[Silence], now: datetime, until: datetime) -> list[Silence]:
+    """Active silences ending in [now, until), soonest first."""
+    chosen = [s for s in silences if s.state == "active" and now <= s.ends_at < until]
+    return sorted(chosen, key=lambda s: s.ends_at)
 
 
 async def silence_lines(ctx: SkillContext, now: datetime) -> list[str]:
     if ctx.alertmanager is None:
         return []
     try:
-        silences = await ctx.alertmanager.silences()
+        silences = await ctx.alertmanager.silence_list()
     except Exception as error:  # the briefing goes out without them rather than not at all
         return [
             ctx.tr(
@@ -447,9 +418,10 @@ async def silence_lines(ctx: SkillContext, now: datetime) -> list[str]:
     if not expiring:
         return [ctx.tr("🔇 Nenhum silêncio expira esta noite", "🔇 No silence expires tonight")]
     lines = [ctx.tr("🔇 Silêncios que expiram esta noite:", "🔇 Silences expiring tonight:")]
-    for ends, matchers, creator in expiring[:SHOWN]:
+    for silence in expiring[:SHOWN]:
+        creator = silence.created_by
         by = ctx.tr(f" (por {creator})", f" (by {creator})") if creator else ""
-        lines.append(f"   {clock(ctx, ends, now)} · {matchers}{by}")
+        lines.append(f"   {clock(ctx, silence.ends_at, now)} · {silence.matchers}{by}")
     return lines
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
@@ -122,10 +122,23 @@ class ProgressSink:
     update: Callable[[Reply], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """An Alertmanager silence as the skills read it (parsed by the adapter in `bot/`)."""
+
+    id: str
+    state: str  # active | pending | expired
+    ends_at: datetime
+    matchers: str  # as an operator reads them: `alertname=PixDown, env!=dev`
+    created_by: str
+
+
 class AlertSource(Protocol):
     """Alertmanager's live view (its API v2), when `ALERTMANAGER_URL` is set."""
 
-    async def active_alerts(self) -> Sequence[dict[str, object]]: ...
+    async def alert_states(self) -> Mapping[str, str]:
+        """Fingerprint → state (`active`, `suppressed`, `unprocessed`) of the unresolved alerts."""
+        ...
 
     async def create_silence(
         self,
@@ -136,7 +149,7 @@ class AlertSource(Protocol):
         comment: str,
     ) -> str: ...
 
-    async def silences(self) -> Sequence[dict[str, object]]: ...
+    async def silence_list(self) -> Sequence[Silence]: ...
 
 
 Handler = Callable[["Invocation", str, "SkillContext"], Awaitable["Reply"]]

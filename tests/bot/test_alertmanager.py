@@ -170,6 +170,15 @@ async def test_silence_is_listed_mutes_the_alert_and_can_be_expired(
         return bool(status["state"] == "suppressed" and status["silencedBy"] == [silence_id])
 
     await eventually(muted, "the alert to show the silence")
+    # What the skills read: the same, parsed into records in bot/ (no JSON reaches a skill).
+    [typed] = [s for s in await client.silence_list() if s.id == silence_id]
+    assert (typed.state, typed.matchers, typed.created_by) == (
+        "active",
+        "alertname=HighDenialRate",
+        "telegram:42",
+    )
+    assert typed.ends_at == now + timedelta(hours=1)
+    assert "suppressed" in (await client.alert_states()).values()
 
     await client.expire_silence(silence_id)
     [silence] = [s for s in await client.silences() if s["id"] == silence_id]

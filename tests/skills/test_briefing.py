@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from bot.app import Core, build_core
 from bot.settings import Settings
 from skills.briefing import briefing_reply, handoff_reply
-from skills.core import SkillContext
+from skills.core import Silence, SkillContext
 from storage.feed import EventRow, FeedBatch, load_file
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from storage.store import Store
@@ -153,11 +153,11 @@ async def test_briefing_ranks_merchants_by_failure_rate(loaded: Core) -> None:
 
 
 class Silences:
-    def __init__(self, silences: Sequence[dict[str, object]] | None) -> None:
+    def __init__(self, silences: Sequence[Silence] | None) -> None:
         self._silences = silences
 
-    async def active_alerts(self) -> Sequence[dict[str, object]]:
-        return []
+    async def alert_states(self) -> Mapping[str, str]:
+        return {}
 
     async def create_silence(
         self,
@@ -169,20 +169,14 @@ class Silences:
     ) -> str:
         raise NotImplementedError
 
-    async def silences(self) -> Sequence[dict[str, object]]:
+    async def silence_list(self) -> Sequence[Silence]:
         if self._silences is None:
             raise ConnectionError("down")
         return self._silences
 
 
-def silence(state: str, ends: datetime, name: str) -> dict[str, object]:
-    return {
-        "id": name,
-        "status": {"state": state},
-        "endsAt": ends.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "matchers": [{"name": "alertname", "value": name, "isRegex": False, "isEqual": True}],
-        "createdBy": "ana",
-    }
+def silence(state: str, ends: datetime, name: str) -> Silence:
+    return Silence(name, state, ends, f"alertname={name}", "ana")
 
 
 async def test_briefing_lists_silences_expiring_tonight(loaded: Core) -> None:
