@@ -71,6 +71,7 @@ class Elected(Protocol):
 
 
 Action = Literal["sent", "late", "missed", "already", "none"]
+ON_DUTY = "on_duty_since"  # state key: when a `serve` first ran on this store
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +186,12 @@ class ShiftReports:
             return ReportRun(kind, None, "none")
         key = self.key(kind, slot)
         ledger = self._ledger
+        since = await asyncio.to_thread(ledger.get_state, ON_DUTY)
+        if since is None:  # the first start ever: no shift before it could have been missed
+            await asyncio.to_thread(ledger.set_state, ON_DUTY, now.isoformat(), now)
+            since = now.isoformat()
+        if slot < datetime.fromisoformat(since) - self.grace:
+            return ReportRun(kind, slot, "none")
         done = await asyncio.to_thread(ledger.get_state, key)
         if done is not None and not done.startswith("failed"):
             return ReportRun(kind, slot, "already")

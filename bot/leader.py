@@ -116,7 +116,9 @@ class Leader:
         if held == self._was_leader:
             return
         self._was_leader = held
-        log.warning("%s %s leadership (%s)", self.holder, "took" if held else "lost", self.key)
+        # Taking the lease is routine (every start); losing it is worth a look.
+        level = logging.INFO if held else logging.WARNING
+        log.log(level, "%s %s leadership (%s)", self.holder, "took" if held else "lost", self.key)
         hook = self.on_elected if held else self.on_deposed
         if hook is not None:
             try:

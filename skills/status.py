@@ -49,7 +49,17 @@ def take_snapshot(store: Store, now: datetime) -> Snapshot:
 
 def _feed_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     if snap.last_minute is None:
-        return [ctx.tr("⚪ Feed: nenhuma transação recebida ainda", "⚪ Feed: no transactions yet")]
+        return [
+            ctx.tr("⚪ Feed: nenhuma transação recebida ainda", "⚪ Feed: no transactions yet"),
+            ctx.tr(
+                "   Próximo passo: envie o feed a POST /transactions (ou `nightshift ingest "
+                "ARQUIVO`), ou veja o bot em ação com `nightshift demo`; conecte um chat e o "
+                "Alertmanager (README).",
+                "   Next: post the feed to POST /transactions (or `nightshift ingest FILE`), or "
+                "see the bot at work with `nightshift demo`; connect a chat and Alertmanager "
+                "(README).",
+            ),
+        ]
     late = snap.now - (snap.last_minute + timedelta(minutes=1))
     icon = "🟢" if late <= LATE_AFTER else "🔴"
     lines = [
@@ -170,16 +180,24 @@ def _system_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     snap = await ctx.read(take_snapshot, ctx.store, ctx.clock.now())
     local_now = ctx.local(snap.now).strftime("%H:%M")
-    healthy = (
-        snap.store_ok
-        and not any(v.incident.severity == "critical" or v.findings for v in snap.open_incidents)
-        and not any(a.severity == "critical" for a in snap.alerts)
-        and snap.last_minute is not None
-        and snap.now - snap.last_minute <= LATE_AFTER + timedelta(minutes=1)
+    troubled = (
+        not snap.store_ok
+        or any(v.incident.severity == "critical" or v.findings for v in snap.open_incidents)
+        or any(a.severity == "critical" for a in snap.alerts)
     )
-    head = ctx.tr("Tudo normal", "All normal") if healthy else ctx.tr("Atenção", "Attention")
+    if snap.last_minute is None and not troubled:
+        # A fresh install: nothing is wrong, there is nothing yet (red is for a feed that stops).
+        icon, head = "⚪", ctx.tr("Aguardando dados", "Waiting for data")
+    elif (
+        troubled
+        or snap.last_minute is None
+        or snap.now - snap.last_minute > LATE_AFTER + (timedelta(minutes=1))
+    ):
+        icon, head = "🔴", ctx.tr("Atenção", "Attention")
+    else:
+        icon, head = "🟢", ctx.tr("Tudo normal", "All normal")
     return Reply(
-        title=f"{'🟢' if healthy else '🔴'} nightshift · {head} · {local_now}",
+        title=f"{icon} nightshift · {head} · {local_now}",
         sections=(
             Section(lines=tuple(_feed_lines(ctx, snap) + _traffic_lines(ctx, snap))),
             Section(lines=tuple(_incident_lines(ctx, snap) + _alert_lines(ctx, snap))),

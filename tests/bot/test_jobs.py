@@ -12,6 +12,7 @@ from apscheduler.triggers.date import DateTrigger
 
 from bot.app import Core, build_core
 from bot.jobs import (
+    ON_DUTY,
     JobParts,
     JobSpec,
     Retention,
@@ -206,6 +207,8 @@ async def test_down_at_midnight_up_at_0040_sends_one_late_briefing(
 async def test_down_at_midnight_up_at_three_sends_none_and_status_says_missed(
     core: Core, clock: FixedClock, outbox: Outbox
 ) -> None:
+    # The bot ran the evening before, then was down over midnight.
+    core.store.set_state(ON_DUTY, datetime(2025, 7, 14, 18, 0, tzinfo=SP).isoformat(), clock.now())
     clock.set(datetime(2025, 7, 15, 3, 0, tzinfo=SP))
     runs = await reports(core, outbox).catch_up()
     assert runs[0].action == "missed"
@@ -354,3 +357,16 @@ async def test_a_report_that_could_not_be_queued_is_retried_by_the_deadman_job(
     await deadman.run()
     assert outbox.keys == ["briefing:2025-07-15"]
     assert "ATRASADO" not in outbox.sent[0][2].plain_text()  # 1 min: still on time
+
+
+async def test_a_store_that_never_had_a_shift_misses_nothing(
+    core: Core, clock: FixedClock, outbox: Outbox
+) -> None:
+    """A fresh install started at 03:00 owes no briefing from 00:00: it was not on duty."""
+    clock.set(datetime(2025, 7, 15, 3, 0, tzinfo=SP))
+    runs = await reports(core, outbox).catch_up()
+    assert [r.action for r in runs] == ["none", "none"]
+    status = await core.handle(Invocation("console", "op", "status"))
+    assert "não enviado" not in status.plain_text()
+    clock.set(datetime(2025, 7, 16, 0, 0, 1, tzinfo=SP))
+    assert (await reports(core, outbox).run_due("briefing")).action == "sent"
