@@ -11,13 +11,13 @@ from datetime import date, datetime, time, timedelta, tzinfo
 import pandas as pd
 
 from detector import InputFormatError
-from detector.explain import clock, number
-from detector.findings import Segment
+from detector.findings import Evidence, Segment
 from detector.signals import score_of
 
 COLUMNS = ("time", "today", "yesterday", "same_day_last_week", "avg_last_week", "avg_last_month")
 REFERENCES = COLUMNS[2:]
 HOUR = timedelta(hours=1)
+METRIC = "sales"  # what an hour's finding is about
 
 
 def read_checkout(text: str, source: str = "checkout.csv") -> pd.DataFrame:
@@ -105,22 +105,13 @@ def analyze_checkout(
         flagged = expected >= min_expected and z <= -warn_z and share <= warn_ratio
         if flagged:
             critical = share <= critical_ratio and z <= -3.0
-            drop = (1 - share) * 100
-            since = clock(start, tz)
-            pt = (
-                f"vendas às {since}: {number(today, 'pt', 0)} vs {number(expected, 'pt', 0)} "
-                f"esperadas (−{number(drop, 'pt', 0)}%, z={z:.1f})"
-            )
-            en = (
-                f"sales at {since}: {number(today, 'en', 0)} vs {number(expected, 'en', 0)} "
-                f"expected (−{number(drop, 'en', 0)}%, z={z:.1f})"
-            )
+            kind = "outage" if today == 0 else "volume_drop"
             found.append(
                 Segment(
                     episode=f"{start.strftime('%Y%m%d-%H')}h-sales",
-                    kind="outage" if today == 0 else "volume_drop",
-                    metric="sales",
-                    status="sales",
+                    kind=kind,
+                    metric=METRIC,
+                    status=METRIC,
                     start=start,
                     end=start + HOUR,
                     detected_at=start + HOUR,
@@ -129,8 +120,19 @@ def analyze_checkout(
                     expected=round(expected, 2),
                     observed=today,
                     z=round(z, 2),
-                    explanation_pt=pt,
-                    explanation_en=en,
+                    evidence=Evidence(
+                        kind=kind,
+                        metric=METRIC,
+                        status=METRIC,
+                        since=start,
+                        observed=today,
+                        expected=expected,
+                        sd=sd,
+                        z=z,
+                        ratio=share,
+                        total=today,
+                        window=60,
+                    ),
                 )
             )
         elif expected >= 1:

@@ -1,4 +1,5 @@
-"""What the detector reports: one `Finding` per episode, opened, updated and resolved."""
+"""What the detector reports: one `Finding` per episode, its `Segment`s, and the `Evidence` of what
+was seen, in numbers (the words are `skills.wording`'s)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,40 @@ from typing import Literal
 
 Severity = Literal["critical", "warning"]
 Kind = Literal["outage", "volume_drop", "surge", "rate", "mix", "feed_silence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The dominant authorization code of a denial surge, and its share of the denials."""
+
+    code: str
+    share: float
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What was seen, in numbers: the facts an explanation is made of.
+
+    `observed`, `expected` and `sd` are per minute over the `window` at the peak (shares of all
+    transactions for `mix`; an hour's sales for `metric` "sales"), `total` all transactions per
+    minute over it. A silent feed has the minutes without rows as its `window` and the
+    transactions per minute expected meanwhile as `expected`.
+    """
+
+    kind: str
+    metric: str
+    status: str  # "*": the whole feed
+    since: datetime  # when the episode (or the segment) started
+    observed: float
+    expected: float
+    sd: float
+    z: float
+    ratio: float  # observed / expected
+    total: float
+    window: int  # minutes
+    cause: Cause | None = None  # a denial surge's dominant authorization code
+    merchants: tuple[tuple[str, float], ...] = ()  # the few that carry a surge, with their share
+    also: tuple[str, ...] = ()  # the episode's other statuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +60,8 @@ class Finding:
     score: float
     expected: float
     observed: float
-    explanation_pt: str
-    explanation_en: str
+    evidence: Evidence
     resolved: bool = False
-
-    def explanation(self, lang: str = "pt") -> str:
-        """The explanation in `lang` (`pt` or `en`)."""
-        return self.explanation_en if lang == "en" else self.explanation_pt
 
     def resolve(self, end: datetime) -> Finding:
         """This episode, closed at `end`."""
@@ -54,5 +84,4 @@ class Segment:
     expected: float  # per minute, at the peak
     observed: float  # per minute, at the peak
     z: float
-    explanation_pt: str
-    explanation_en: str
+    evidence: Evidence
