@@ -1,5 +1,8 @@
-"""The evidence of a finding, in numbers: what its leading signal saw, the dominant authorization
-code of a denial surge and the few merchants that carry a surge."""
+"""The evidence of a finding, in numbers: what its lead signal saw, the cause, the merchants.
+
+The cause is the dominant authorization code of a denial surge; the merchants, the few that carry
+a surge. The words that tell them are `skills.wording`'s.
+"""
 
 from __future__ import annotations
 
@@ -55,18 +58,9 @@ def evidence(
     cause = dominant_code(codes) if surge and lead.status == "denied" and codes else None
     carriers = merchants.get(lead.status) if surge and merchants else None
     return Evidence(
-        kind=lead.kind,
-        metric=lead.metric,
-        status=lead.status,
-        since=start,
-        observed=lead.observed,
-        expected=lead.expected,
-        sd=lead.sd,
-        z=lead.z,
-        ratio=lead.ratio,
-        total=lead.total,
-        window=lead.window,
-        cause=cause,
-        merchants=top_merchants(carriers, lead.observed - lead.expected) if carriers else (),
-        also=tuple(status for status in statuses if status != lead.status),
+        lead,
+        start,
+        cause,
+        top_merchants(carriers, lead.observed - lead.expected) if carriers else (),
+        tuple(status for status in statuses if status != lead.status),
     )

@@ -1,5 +1,8 @@
-"""What the detector reports: one `Finding` per episode, its `Segment`s, and the `Evidence` of what
-was seen, in numbers (the words are `skills.wording`'s)."""
+"""What the detector reports: findings, their segments and the evidence of each, in numbers.
+
+One `Finding` per episode, opened, updated and resolved; one `Segment` per metric out of line in
+it; each with the `Evidence` of what was seen. The sentences are `skills.wording`'s.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,26 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
+from detector.signals import Signal
+
 Severity = Literal["critical", "warning"]
 Kind = Literal["outage", "volume_drop", "surge", "rate", "mix", "feed_silence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What was seen, in numbers: the facts an explanation is made of.
+
+    `lead` is the signal that leads, at its peak (a silent feed's has the minutes without rows as
+    its window and the transactions per minute expected now; an hourly checkout's, an hour's
+    sales); `since` is when the episode, or the segment, started.
+    """
+
+    lead: Signal
+    since: datetime
+    cause: Cause | None = None  # a denial surge's dominant authorization code
+    merchants: tuple[tuple[str, float], ...] = ()  # the few that carry a surge, with their share
+    also: tuple[str, ...] = ()  # the episode's other statuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,32 +38,6 @@ class Cause:
 
     code: str
     share: float
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What was seen, in numbers: the facts an explanation is made of.
-
-    `observed`, `expected` and `sd` are per minute over the `window` at the peak (shares of all
-    transactions for `mix`; an hour's sales for `metric` "sales"), `total` all transactions per
-    minute over it. A silent feed has the minutes without rows as its `window` and the
-    transactions per minute expected meanwhile as `expected`.
-    """
-
-    kind: str
-    metric: str
-    status: str  # "*": the whole feed
-    since: datetime  # when the episode (or the segment) started
-    observed: float
-    expected: float
-    sd: float
-    z: float
-    ratio: float  # observed / expected
-    total: float
-    window: int  # minutes
-    cause: Cause | None = None  # a denial surge's dominant authorization code
-    merchants: tuple[tuple[str, float], ...] = ()  # the few that carry a surge, with their share
-    also: tuple[str, ...] = ()  # the episode's other statuses
 
 
 @dataclass(frozen=True, slots=True)

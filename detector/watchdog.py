@@ -70,7 +70,7 @@ class Watchdog:
 
     def _finding(self, ep: Episode, rate: float) -> Finding:
         # the rate expected now (it moves while the silence lasts); the gap as it was at the opening
-        seen = replace(evidence(ep.lead, ep.start), expected=rate)
+        seen = evidence(replace(ep.lead, expected=rate), ep.start)
         return Finding(
             key=ep.key,
             kind="feed_silence",

@@ -1,5 +1,4 @@
-"""A detector finding as the store keeps it: the one mapping from `detector.findings.Finding` to
-`storage.records.AnomalyRecord`, its sentences worded by `skills.wording`."""
+"""The one mapping from a detector `Finding` to the store's `AnomalyRecord`, worded in pt and en."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Pushed messages: an incident's card, a flood's roll-up, an escalation, a new symptom, a
-resolution note, as platform-blind Replies with buttons."""
+"""Pushed messages as platform-blind Replies with buttons: cards, roll-ups, escalations, notes.
+
+An incident's card, a flood's roll-up, an escalation, a new symptom, a resolution note.
+"""
 
 from __future__ import annotations
 

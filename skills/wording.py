@@ -35,116 +35,97 @@ AUTH_CODES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Each sentence in (pt, en), filled with the evidence's numbers as `_words` writes them.
+SENTENCES: dict[str, tuple[str, str]] = {
+    "outage": (
+        "nenhuma transação {status} há {window}+ min (esperado ~{expected}/min neste horário) "
+        "desde {since}",
+        "no {status} transactions for {window}+ min (expected ~{expected}/min at this hour) "
+        "since {since}",
+    ),
+    "volume_drop": (
+        "{status} caiu para {observed}/min vs {expected} ± {sd} esperado neste horário "
+        "(−{drop}%, z={z}) desde {since}",
+        "{status} down to {observed}/min vs {expected} ± {sd} expected at this hour "
+        "(−{drop}%, z={z}) since {since}",
+    ),
+    "mix": (
+        "mistura de status incomum: {status} em {observed} vs {expected} normal "
+        "(isolation forest) desde {since}",
+        "unusual status mix: {status} at {observed} vs {expected} normal (isolation forest) "
+        "since {since}",
+    ),
+    "surge": (  # and "rate": a status's share of the transactions
+        "{status} em {observed} das transações vs {expected} ± {sd} normal neste horário "
+        "(z={z}), {times}× o normal, desde {since}",
+        "{status} at {observed} of transactions vs {expected} ± {sd} normal at this hour "
+        "(z={z}), {times}× normal, since {since}",
+    ),
+    "feed_silence": (
+        "feed silencioso: nenhuma linha desde {since} ({window} min), esperado ~{expected} "
+        "transações/min neste horário",
+        "feed silent: no rows since {since} ({window} min), expected ~{expected} "
+        "transactions/min at this hour",
+    ),
+    SALES: (
+        "vendas às {since}: {observed} vs {expected} esperadas (−{drop}%, z={z})",
+        "sales at {since}: {observed} vs {expected} expected (−{drop}%, z={z})",
+    ),
+}
+#: What follows the sentence: a denial surge's cause, the merchants that carry a surge, and the
+#: episode's other statuses.
+CAUSE = ("; {share} código {code}", "; {share} code {code}")
+MERCHANTS = ("; concentrado em {merchants}", "; mostly {merchants}")
+ALSO = ("; também: {statuses}", "; also: {statuses}")
+
+
+def _in(lang: str, words: tuple[str, str]) -> str:
+    return words[0] if lang == "pt" else words[1]
+
+
 def code_name(code: str, lang: str) -> str:
     """`51 — insufficient funds`, or just `77` when the code is unknown."""
     names = AUTH_CODES.get(code)
-    if names is None:
-        return code
-    return f"{code} — {names[0] if lang == 'pt' else names[1]}"
+    return code if names is None else f"{code} — {_in(lang, names)}"
 
 
 def explain(seen: Evidence, lang: str, tz: tzinfo) -> str:
     """What was seen, in `lang` (`pt` or `en`), its start on `tz`'s clock."""
-    since = hhmm(seen.since, tz)
-    if seen.kind == "feed_silence":
-        return _silence(seen, lang, since)
-    if seen.metric == SALES:
-        return _sales(seen, lang, since)
-    if seen.kind == "outage":
-        text = _outage(seen, lang, since)
-    elif seen.kind == "volume_drop":
-        text = _drop(seen, lang, since)
-    elif seen.kind == "mix":
-        text = _mix(seen, lang, since)
-    else:
-        text = _surge(seen, lang, since)
-    if seen.also:
-        text += ("; também: " if lang == "pt" else "; also: ") + ", ".join(seen.also)
-    return text
-
-
-def _outage(seen: Evidence, lang: str, since: str) -> str:
-    rate = number(seen.expected, lang)
-    if lang == "pt":
-        return (
-            f"nenhuma transação {seen.status} há {seen.window}+ min (esperado ~{rate}/min neste "
-            f"horário) desde {since}"
-        )
-    return (
-        f"no {seen.status} transactions for {seen.window}+ min (expected ~{rate}/min at this hour) "
-        f"since {since}"
-    )
-
-
-def _drop(seen: Evidence, lang: str, since: str) -> str:
-    now, usual, sd = (number(v, lang) for v in (seen.observed, seen.expected, seen.sd))
-    change = f"−{number((1.0 - seen.ratio) * 100, lang)}%, z={seen.z:.0f}"
-    if lang == "pt":
-        return (
-            f"{seen.status} caiu para {now}/min vs {usual} ± {sd} esperado neste horário "
-            f"({change}) desde {since}"
-        )
-    return (
-        f"{seen.status} down to {now}/min vs {usual} ± {sd} expected at this hour ({change}) "
-        f"since {since}"
-    )
-
-
-def _mix(seen: Evidence, lang: str, since: str) -> str:
-    now, usual = percent(seen.observed, lang, None), percent(seen.expected, lang, None)
-    if lang == "pt":
-        return (
-            f"mistura de status incomum: {seen.status} em {now} vs {usual} normal (isolation "
-            f"forest) desde {since}"
-        )
-    return (
-        f"unusual status mix: {seen.status} at {now} vs {usual} normal (isolation forest) "
-        f"since {since}"
-    )
-
-
-def _surge(seen: Evidence, lang: str, since: str) -> str:
-    total = max(seen.total, 1e-9)
-    now, usual, sd = (
-        percent(v / total, lang, None) for v in (seen.observed, seen.expected, seen.sd)
-    )
-    times = number(seen.ratio, lang, 1 if seen.ratio < 10 else 0)
-    z = f"{seen.z:.0f}"
-    if lang == "pt":
-        text = (
-            f"{seen.status} em {now} das transações vs {usual} ± {sd} normal neste horário "
-            f"(z={z}), {times}× o normal, desde {since}"
-        )
-    else:
-        text = (
-            f"{seen.status} at {now} of transactions vs {usual} ± {sd} normal at this hour "
-            f"(z={z}), {times}× normal, since {since}"
-        )
+    lead = seen.lead
+    sentence = SALES if lead.metric == SALES else lead.kind
+    if sentence not in SENTENCES:
+        sentence = "surge"
+    text = _in(lang, SENTENCES[sentence]).format_map(_words(seen, sentence, lang, tz))
     if seen.cause is not None:
-        code = ("código " if lang == "pt" else "code ") + code_name(seen.cause.code, lang)
-        text += f"; {percent(seen.cause.share, lang, None)} {code}"
+        share = percent(seen.cause.share, lang, None)
+        text += _in(lang, CAUSE).format(share=share, code=code_name(seen.cause.code, lang))
     if seen.merchants:
         shares = ", ".join(f"{m} ({percent(share, lang, None)})" for m, share in seen.merchants)
-        text += ("; concentrado em " if lang == "pt" else "; mostly ") + shares
+        text += _in(lang, MERCHANTS).format(merchants=shares)
+    if seen.also:
+        text += _in(lang, ALSO).format(statuses=", ".join(seen.also))
     return text
 
 
-def _silence(seen: Evidence, lang: str, since: str) -> str:
-    rate = number(seen.expected, lang)
-    if lang == "pt":
-        return (
-            f"feed silencioso: nenhuma linha desde {since} ({seen.window} min), "
-            f"esperado ~{rate} transações/min neste horário"
-        )
-    return (
-        f"feed silent: no rows since {since} ({seen.window} min), "
-        f"expected ~{rate} transactions/min at this hour"
-    )
-
-
-def _sales(seen: Evidence, lang: str, since: str) -> str:
-    sold, usual = number(seen.observed, lang), number(seen.expected, lang)
-    change = f"−{number((1 - seen.ratio) * 100, lang)}%, z={seen.z:.1f}"
-    if lang == "pt":
-        return f"vendas às {since}: {sold} vs {usual} esperadas ({change})"
-    return f"sales at {since}: {sold} vs {usual} expected ({change})"
+def _words(seen: Evidence, sentence: str, lang: str, tz: tzinfo) -> dict[str, str]:
+    """The evidence's numbers as `sentence` shows them: rates, or shares of the transactions."""
+    lead = seen.lead
+    values = (lead.observed, lead.expected, lead.sd)
+    if sentence == "mix":
+        observed, expected, sd = (percent(v, lang, None) for v in values)
+    elif sentence == "surge":
+        total = max(lead.total, 1e-9)
+        observed, expected, sd = (percent(v / total, lang, None) for v in values)
+    else:
+        observed, expected, sd = (number(v, lang) for v in values)
+    return {
+        "status": lead.status,
+        "window": str(lead.window),
+        "since": hhmm(seen.since, tz),
+        "observed": observed,
+        "expected": expected,
+        "sd": sd,
+        "z": f"{lead.z:.1f}" if sentence == SALES else f"{lead.z:.0f}",
+        "drop": number((1 - lead.ratio) * 100, lang),
+        "times": number(lead.ratio, lang, 1 if lead.ratio < 10 else 0),
+    }

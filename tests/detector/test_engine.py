@@ -62,7 +62,7 @@ def test_outage_opens_one_critical_episode_that_updates_and_resolves() -> None:
     assert any(f.kind == "outage" for f in found)
     assert first.start == start
     assert first.detected_at <= start + 3 * MIN
-    assert any(f.evidence.kind == "outage" and f.evidence.expected > 100 for f in found)
+    assert any(f.evidence.lead.kind == "outage" and f.evidence.lead.expected > 100 for f in found)
     assert any("nenhuma transação approved" in explain(f.evidence, "pt", SP) for f in found)
     assert first.evidence.since == start
     assert "10:30" in explain(first.evidence, "pt", SP)  # local time of the start, Sao Paulo
@@ -90,7 +90,9 @@ def test_failed_surge_explains_rate_against_normal_since_local_time() -> None:
     assert "normal neste horário" in pt and "desde 11:00" in pt
     assert en.startswith("failed at ") and "since 11:00" in en
     assert f.observed > f.expected
-    assert f.evidence.status == "failed" and f.evidence.ratio > 10 and f.evidence.z > 9
+    assert (
+        f.evidence.lead.status == "failed" and f.evidence.lead.ratio > 10 and f.evidence.lead.z > 9
+    )
 
 
 def test_denied_surge_names_dominant_auth_code_and_merchant() -> None:
@@ -144,7 +146,7 @@ def test_feed_silence_watchdog_opens_and_resolves() -> None:
     opened = engine.check_silence(last + 12 * MIN, last)
     assert len(opened) == 1 and opened[0].kind == "feed_silence"
     assert opened[0].severity == "critical" and not opened[0].resolved
-    assert opened[0].evidence.since == last + MIN and opened[0].evidence.window == 11
+    assert opened[0].evidence.since == last + MIN and opened[0].evidence.lead.window == 11
     assert explain(opened[0].evidence, "pt", SP).startswith(
         "feed silencioso: nenhuma linha desde 10:00 (11 min), esperado ~"
     )

@@ -1,5 +1,4 @@
-"""The detector's findings in words (skills/wording.py) and as the store keeps them
-(skills/findings.py): the sentences operators read, to the letter, in pt and en."""
+"""The words of findings (skills/wording.py, skills/findings.py), to the letter, in pt and en."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from detector.findings import Cause, Evidence, Finding
+from detector.signals import Signal
 from skills.findings import anomaly_record
 from skills.formatting import percent
 from skills.wording import explain
@@ -22,6 +22,9 @@ def seen(
     kind: str,
     status: str,
     *,
+    metric: str = "",
+    window: int = 2,
+    since: datetime = SINCE,
     observed: float = 0.0,
     expected: float = 0.0,
     sd: float = 0.0,
@@ -29,8 +32,11 @@ def seen(
     ratio: float = 0.0,
     total: float = 0.0,
 ) -> Evidence:
-    metric = status if kind in ("outage", "volume_drop") else f"{status}_rate"
-    return Evidence(kind, metric, status, SINCE, observed, expected, sd, z, ratio, total, window=2)
+    metric = metric or (status if kind in ("outage", "volume_drop") else f"{status}_rate")
+    lead = Signal(
+        kind, metric, status, z, ratio, expected, observed, sd, total, since, True, window
+    )
+    return Evidence(lead, since)
 
 
 DENIED = replace(
@@ -90,18 +96,22 @@ DENIED = replace(
             "unusual status mix: denied at 25% vs 3.1% normal (isolation forest) since 17:09",
         ),
         (
-            replace(seen("feed_silence", "*", expected=218.3, z=-51.2), metric="feed", window=12),
+            seen("feed_silence", "*", metric="feed", window=12, expected=218.3, z=-51.2),
             "feed silencioso: nenhuma linha desde 17:09 (12 min), esperado ~218 transações/min "
             "neste horário",
             "feed silent: no rows since 17:09 (12 min), expected ~218 transactions/min "
             "at this hour",
         ),
         (
-            replace(
-                seen("outage", "sales", expected=53.19, sd=8.9, z=-8.43, ratio=0.0),
+            seen(
+                "outage",
+                "sales",
                 metric="sales",
-                since=datetime(2025, 1, 1, 18, 0, tzinfo=UTC),
                 window=60,
+                since=datetime(2025, 1, 1, 18, 0, tzinfo=UTC),
+                expected=53.19,
+                sd=8.9,
+                z=-8.43,
             ),
             "vendas às 15:00: 0 vs 53 esperadas (−100%, z=-8.4)",
             "sales at 15:00: 0 vs 53 expected (−100%, z=-8.4)",
