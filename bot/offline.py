@@ -19,6 +19,8 @@ from detector import DetectorError
 from detector.findings import Segment
 from detector.grouping import OfflineIncident, group
 from detector.simulate import INCIDENTS, simulate
+from skills.formatting import hhmm
+from skills.wording import explain
 from storage.feed import FeedError, load_file
 
 
@@ -119,13 +121,13 @@ def _incident_table(
     head = ("#", "when", "severity", "raised at", f"{unit} lost", "members")
     rows = [head]
     for n, incident in enumerate(incidents, 1):
-        end = incident.end.astimezone(tz).strftime("%H:%M") if incident.end else "…"
+        end = hhmm(incident.end, tz) if incident.end else "…"
         rows.append(
             (
                 str(n),
                 f"{incident.start.astimezone(tz).strftime('%Y-%m-%d %H:%M')}–{end}",
                 incident.severity,
-                incident.detected_at.astimezone(tz).strftime("%H:%M"),
+                hhmm(incident.detected_at, tz),
                 f"{incident.approvals_lost:.0f}",
                 ", ".join(dict.fromkeys(segments[i].metric for i in incident.members)),
             )
@@ -162,7 +164,7 @@ def _analysis_json(
                 "expected": s.expected,
                 "observed": s.observed,
                 "deviation": s.z,
-                "explanation": s.explanation_en if lang == "en" else s.explanation_pt,
+                "explanation": explain(s.evidence, lang, tz),
             }
             for s in segments
         ],
@@ -187,7 +189,7 @@ def _analysis_table(segments: list[Segment], tz: tzinfo, lang: str, kind: str) -
     head = ("when", "metric", "value vs expected", "dev (z)", "severity", "raised at", "why")
     rows = [head]
     for s in segments:
-        end = s.end.astimezone(tz).strftime("%H:%M") if s.end else "…"
+        end = hhmm(s.end, tz) if s.end else "…"
         rows.append(
             (
                 f"{s.start.astimezone(tz).strftime('%Y-%m-%d %H:%M')}–{end}",
@@ -195,8 +197,8 @@ def _analysis_table(segments: list[Segment], tz: tzinfo, lang: str, kind: str) -
                 f"{s.observed:.4g}{unit} vs {s.expected:.4g}{unit}",
                 f"{s.z:+.1f}",
                 s.severity,
-                s.detected_at.astimezone(tz).strftime("%H:%M"),
-                s.explanation_en if lang == "en" else s.explanation_pt,
+                hhmm(s.detected_at, tz),
+                explain(s.evidence, lang, tz),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]

@@ -15,7 +15,8 @@ import pandas as pd
 from detector.engine import Engine
 from detector.findings import Finding
 from skills.core import Clock
-from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
+from skills.findings import anomaly_record
+from storage.records import AlertChange, AlertGroup, AlertIn
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -27,27 +28,6 @@ CATCH_UP = timedelta(hours=2)  # after a long stop, judge at most this much of t
 WATCHDOG_AFTER = timedelta(minutes=10)
 WATCHDOG_FINGERPRINT = "nightshift-watchdog-missing"
 IMPACT_MINUTES = 24 * 60  # minutes of expected vs observed approvals kept for impact
-
-
-def _record(finding: Finding, now: datetime, approvals_lost: float = 0.0) -> AnomalyRecord:
-    return AnomalyRecord(
-        key=finding.key,
-        kind=finding.kind,
-        metric=finding.metric,
-        statuses=finding.statuses,
-        start=finding.start,
-        end=finding.end,
-        detected_at=finding.detected_at,
-        updated_at=now,
-        severity=finding.severity,
-        score=finding.score,
-        expected=finding.expected,
-        observed=finding.observed,
-        explanation_pt=finding.explanation_pt,
-        explanation_en=finding.explanation_en,
-        resolved=finding.resolved,
-        approvals_lost=round(approvals_lost, 1),
-    )
 
 
 class Impact:
@@ -156,9 +136,10 @@ class FeedWatch:
             grown = self._impact.lost(finding.start, None) - self._told.get(finding.key, 0.0)
             if finding.key not in latest and grown >= 1.0:
                 latest[finding.key] = finding
+        tz = self._engine.config.tz
         for finding in latest.values():
             lost = self._impact.lost(finding.start, finding.end)
-            self._store.save_anomaly(_record(finding, now, lost))
+            self._store.save_anomaly(anomaly_record(finding, now, tz, lost))
             if finding.resolved:
                 self._told.pop(finding.key, None)
             else:

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
+from typing import Protocol
 
 import pandas as pd
-
-from detector.findings import Finding, Segment
 
 COLORS = {"critical": "#d62728", "warning": "#ff7f0e"}
 
 
+class Shaded(Protocol):
+    """What the chart shades: a stretch of time (open: up to the last point) and how bad it was,
+    as findings, segments and anything else with these three have it."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime | None: ...
+    @property
+    def severity(self) -> str: ...
+
+
 def render_chart(
     counts: pd.DataFrame,
-    findings: Sequence[Finding | Segment],
+    shaded: Sequence[Shaded],
     baseline: pd.DataFrame | None = None,
     *,
     status: str = "approved",
@@ -23,7 +34,7 @@ def render_chart(
     title: str = "",
 ) -> bytes:
     """PNG bytes: `status` per bucket from `counts` (`minute, status, count`), the `baseline`
-    band (index = bucket start, columns `expected`, `low`, `high`) and `findings` shaded."""
+    band (index = bucket start, columns `expected`, `low`, `high`) and the `shaded` stretches."""
     # matplotlib loads on the first chart, not with every command (0.6 s). The Agg canvas
     # is used directly: headless, no pyplot state shared between threads.
     import matplotlib.dates as mdates
@@ -66,7 +77,7 @@ def render_chart(
         drawstyle="steps-post" if len(series) < 100 else "default",
     )
     seen: set[str] = set()
-    for f in findings:
+    for f in shaded:
         end = f.end or (series.index.max() if len(series) else f.start)
         label = f.severity if f.severity not in seen else None
         seen.add(f.severity)

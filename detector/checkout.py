@@ -1,5 +1,8 @@
-"""The hourly checkout report (`time,today,yesterday,same_day_last_week,avg_last_week,
-avg_last_month`): reading it, and judging each hour from the hours before it and its baselines."""
+"""The hourly checkout report: reading it, and judging each hour's sales from what came before.
+
+Its columns are `time,today,yesterday,same_day_last_week,avg_last_week,avg_last_month`; each hour
+is judged from the hours before it and its baselines.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ from datetime import date, datetime, time, timedelta, tzinfo
 import pandas as pd
 
 from detector import InputFormatError
-from detector.explain import clock, number
-from detector.findings import Segment
-from detector.signals import score_of
+from detector.findings import Evidence, Segment
+from detector.signals import Signal, score_of
 
 COLUMNS = ("time", "today", "yesterday", "same_day_last_week", "avg_last_week", "avg_last_month")
 REFERENCES = COLUMNS[2:]
 HOUR = timedelta(hours=1)
+METRIC = "sales"  # what an hour's finding is about
 
 
 def read_checkout(text: str, source: str = "checkout.csv") -> pd.DataFrame:
@@ -104,33 +107,35 @@ def analyze_checkout(
         share = today / expected if expected > 0 else 1.0
         flagged = expected >= min_expected and z <= -warn_z and share <= warn_ratio
         if flagged:
-            critical = share <= critical_ratio and z <= -3.0
-            drop = (1 - share) * 100
-            since = clock(start, tz)
-            pt = (
-                f"vendas às {since}: {number(today, 'pt', 0)} vs {number(expected, 'pt', 0)} "
-                f"esperadas (−{number(drop, 'pt', 0)}%, z={z:.1f})"
-            )
-            en = (
-                f"sales at {since}: {number(today, 'en', 0)} vs {number(expected, 'en', 0)} "
-                f"expected (−{number(drop, 'en', 0)}%, z={z:.1f})"
+            lead = Signal(
+                kind="outage" if today == 0 else "volume_drop",
+                metric=METRIC,
+                status=METRIC,
+                z=z,
+                ratio=share,
+                expected=expected,
+                observed=today,
+                sd=sd,
+                total=today,
+                since=start,
+                critical=share <= critical_ratio and z <= -3.0,
+                window=60,
             )
             found.append(
                 Segment(
-                    episode=f"{start.strftime('%Y%m%d-%H')}h-sales",
-                    kind="outage" if today == 0 else "volume_drop",
-                    metric="sales",
-                    status="sales",
+                    episode=f"{start.strftime('%Y%m%d-%H')}h-{METRIC}",
+                    kind=lead.kind,
+                    metric=METRIC,
+                    status=METRIC,
                     start=start,
                     end=start + HOUR,
                     detected_at=start + HOUR,
-                    severity="critical" if critical else "warning",
+                    severity="critical" if lead.critical else "warning",
                     score=score_of(z),
                     expected=round(expected, 2),
                     observed=today,
                     z=round(z, 2),
-                    explanation_pt=pt,
-                    explanation_en=en,
+                    evidence=Evidence(lead, start),
                 )
             )
         elif expected >= 1:

@@ -15,7 +15,7 @@ def _sao_paulo() -> tzinfo:
 class DetectorConfig:
     """Thresholds of the online engine; every default has a reason in its comment."""
 
-    tz: tzinfo = field(default_factory=_sao_paulo)  # times in explanations are local HH:MM
+    tz: tzinfo = field(default_factory=_sao_paulo)  # local days and hours: seasons, episode keys
     volume_status: str = "approved"  # the status whose drop is an outage / volume drop
     # cold start: no judgement before this many minutes were seen (unless history was warmed)
     min_warm_minutes: int = 30

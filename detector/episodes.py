@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from detector.config import DetectorConfig
-from detector.explain import describe
+from detector.evidence import evidence
 from detector.findings import Finding, Segment, Severity
 from detector.signals import Signal, rank, score_of, strongest
 
@@ -215,7 +215,6 @@ class Episodes:
     def segment(self, seg: OpenSegment, end: datetime | None) -> Segment:
         """A segment as `analyze` shows it; `end` None while it is still open."""
         s = seg.peak
-        pt, en = describe(s, seg.start, seg.codes, seg.merchants, [s.status], self.config.tz)
         return Segment(
             episode=seg.episode,
             kind=s.kind,
@@ -229,8 +228,7 @@ class Episodes:
             expected=round(s.expected, 4),
             observed=round(s.observed, 4),
             z=round(s.z, 2),
-            explanation_pt=pt,
-            explanation_en=en,
+            evidence=evidence(s, seg.start, codes=seg.codes, merchants=seg.merchants),
         )
 
     def flush(self) -> list[Segment]:
@@ -241,7 +239,6 @@ class Episodes:
 
     def finding(self, ep: Episode) -> Finding:
         """An episode as the operator sees it."""
-        pt, en = describe(ep.lead, ep.start, ep.codes, ep.merchants, ep.statuses, self.config.tz)
         return Finding(
             key=ep.key,
             kind=ep.kind,
@@ -254,6 +251,5 @@ class Episodes:
             score=ep.score,
             expected=round(ep.lead.expected, 4),
             observed=round(ep.lead.observed, 4),
-            explanation_pt=pt,
-            explanation_en=en,
+            evidence=evidence(ep.lead, ep.start, ep.statuses, ep.codes, ep.merchants),
         )

@@ -1,4 +1,8 @@
-"""What the detector reports: one `Finding` per episode, opened, updated and resolved."""
+"""What the detector reports: findings, their segments and the evidence of each, in numbers.
+
+One `Finding` per episode, opened, updated and resolved; one `Segment` per metric out of line in
+it; each with the `Evidence` of what was seen. The sentences are `skills.wording`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,34 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
+from detector.signals import Signal
+
 Severity = Literal["critical", "warning"]
 Kind = Literal["outage", "volume_drop", "surge", "rate", "mix", "feed_silence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What was seen, in numbers: the facts an explanation is made of.
+
+    `lead` is the signal that leads, at its peak (a silent feed's has the minutes without rows as
+    its window and the transactions per minute expected now; an hourly checkout's, an hour's
+    sales); `since` is when the episode, or the segment, started.
+    """
+
+    lead: Signal
+    since: datetime
+    cause: Cause | None = None  # a denial surge's dominant authorization code
+    merchants: tuple[tuple[str, float], ...] = ()  # the few that carry a surge, with their share
+    also: tuple[str, ...] = ()  # the episode's other statuses
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The dominant authorization code of a denial surge, and its share of the denials."""
+
+    code: str
+    share: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +55,8 @@ class Finding:
     score: float
     expected: float
     observed: float
-    explanation_pt: str
-    explanation_en: str
+    evidence: Evidence
     resolved: bool = False
-
-    def explanation(self, lang: str = "pt") -> str:
-        """The explanation in `lang` (`pt` or `en`)."""
-        return self.explanation_en if lang == "en" else self.explanation_pt
 
     def resolve(self, end: datetime) -> Finding:
         """This episode, closed at `end`."""
@@ -54,5 +79,4 @@ class Segment:
     expected: float  # per minute, at the peak
     observed: float  # per minute, at the peak
     z: float
-    explanation_pt: str
-    explanation_en: str
+    evidence: Evidence

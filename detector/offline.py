@@ -113,8 +113,7 @@ def analyze_transactions(
             expected=f.expected,
             observed=f.observed,
             z=round(-((f.expected * 10) ** 0.5), 2),
-            explanation_pt=f.explanation_pt,
-            explanation_en=f.explanation_en,
+            evidence=f.evidence,
         )
         for f in latest.values()
         if f.kind == "feed_silence"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from detector.config import DetectorConfig
 from detector.episodes import Episode, Spell, key_of
-from detector.explain import describe_silence
+from detector.evidence import evidence
 from detector.findings import Finding
 from detector.signals import Signal, score_of
 
@@ -68,7 +69,8 @@ class Watchdog:
         return [self._finding(ep, rate)]
 
     def _finding(self, ep: Episode, rate: float) -> Finding:
-        pt, en = describe_silence(ep.start, ep.lead.window, rate, self.config.tz)
+        # the rate expected now (it moves while the silence lasts); the gap as it was at the opening
+        seen = evidence(replace(ep.lead, expected=rate), ep.start)
         return Finding(
             key=ep.key,
             kind="feed_silence",
@@ -81,6 +83,5 @@ class Watchdog:
             score=ep.score,
             expected=round(rate, 2),
             observed=0.0,
-            explanation_pt=pt,
-            explanation_en=en,
+            evidence=seen,
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 import numpy as np
@@ -20,7 +20,6 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from detector.chart import render_chart
-from detector.findings import Finding
 from skills.core import Image, Invocation, Reply, SkillContext, SkillError, normalize
 from skills.formatting import number, percent
 from skills.periods import describe, parse_period, split_period
@@ -195,46 +194,34 @@ def baseline_band(window: Window, counts: StatusCounts) -> pd.DataFrame | None:
     return pd.DataFrame({"expected": expected, "low": low, "high": high}, index=window.index)
 
 
-def findings_for(data: ChartData, status: str) -> list[Finding]:
-    """The anomalies touching `status` (or the whole feed), clipped to the window."""
-    out: list[Finding] = []
+def anomalies_for(data: ChartData, status: str) -> list[AnomalyRecord]:
+    """The anomalies touching `status` (or the whole feed), clipped to the window and shaded as
+    critical or warning."""
     start, end = data.window.start, data.window.end
-    for a in data.anomalies:
-        if a.statuses and status not in a.statuses:
-            continue
-        out.append(
-            Finding(
-                key=a.key,
-                kind=a.kind,
-                metric=a.metric,
-                statuses=a.statuses,
-                start=max(a.start, start),
-                end=min(a.end, end) if a.end is not None else end,
-                detected_at=a.detected_at,
-                severity="critical" if a.severity == "critical" else "warning",
-                score=a.score,
-                expected=a.expected,
-                observed=a.observed,
-                explanation_pt=a.explanation_pt,
-                explanation_en=a.explanation_en,
-                resolved=a.resolved,
-            )
+    return [
+        replace(
+            a,
+            start=max(a.start, start),
+            end=end if a.end is None else min(a.end, end),
+            severity="critical" if a.severity == "critical" else "warning",
         )
-    return out
+        for a in data.anomalies
+        if not a.statuses or status in a.statuses
+    ]
 
 
 def draw(
     window: Window,
     counts: StatusCounts,
     status: str,
-    findings: Sequence[Finding],
+    anomalies: Sequence[AnomalyRecord],
     tz: tzinfo,
     title: str,
 ) -> bytes:
     """The PNG (blocking: matplotlib)."""
     frame = pd.DataFrame({"minute": window.index, "status": status, "count": counts.counts})
     band = baseline_band(window, counts)
-    return render_chart(frame, findings, band, status=status, tz=tz, title=title)
+    return render_chart(frame, anomalies, band, status=status, tz=tz, title=title)
 
 
 def _arguments(args: str) -> tuple[timedelta, str]:
@@ -344,14 +331,14 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
         )
     status = _status(ctx, asked, data)
     counts = await ctx.read(read_counts, ctx.store, data, status)
-    findings = findings_for(data, status)
+    anomalies = anomalies_for(data, status)
     title = f"{status} {_every(ctx, window.bucket)} · {when}"
-    png = await ctx.call(draw, window, counts, status, findings, ctx.tz, title)
+    png = await ctx.call(draw, window, counts, status, anomalies, ctx.tz, title)
     return Reply(
         title=f"📊 {title}",
         image=Image(
             png,
             f"nightshift-{_compact(period)}.png",
-            summary(ctx, data, counts, status, when, len(findings)),
+            summary(ctx, data, counts, status, when, len(anomalies)),
         ),
     )

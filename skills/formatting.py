@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from skills.core import SkillContext
 
@@ -15,9 +15,13 @@ def number(value: float, lang: str, digits: int = 0) -> str:
     return text
 
 
-def percent(value: float, lang: str, digits: int = 1) -> str:
-    """A share in [0, 1] as a percentage."""
-    return f"{number(100 * value, lang, digits)}%"
+def percent(value: float, lang: str, digits: int | None = 1) -> str:
+    """A share in [0, 1] as a percentage; `digits` None: as many as its size needs (`31%`,
+    `3,5%`, `0,07%`)."""
+    pct = 100 * value
+    if digits is None:
+        digits = 0 if pct >= 10 else 1 if pct >= 0.1 else 2
+    return f"{number(pct, lang, digits)}%"
 
 
 def duration(span: timedelta, lang: str) -> str:
@@ -30,6 +34,11 @@ def duration(span: timedelta, lang: str) -> str:
     if hours:
         return f"{hours}h{mins:02d}m"
     return f"{mins} min"
+
+
+def hhmm(when: datetime, tz: tzinfo) -> str:
+    """`03:12`: the local time of day of `when` on `tz`'s clock."""
+    return when.astimezone(tz).strftime("%H:%M")
 
 
 def clock(ctx: SkillContext, when: datetime, now: datetime | None = None) -> str:

@@ -1,5 +1,7 @@
-"""Pushed messages: an incident's card, a flood's roll-up, an escalation, a new symptom, a
-resolution note, as platform-blind Replies with buttons."""
+"""Pushed messages as platform-blind Replies with buttons: cards, roll-ups, escalations, notes.
+
+An incident's card, a flood's roll-up, an escalation, a new symptom, a resolution note.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from skills.core import Button, Reply, Section
-from skills.formatting import duration, number, severity_icon
+from skills.formatting import duration, hhmm, number, severity_icon
 from storage.records import IncidentRecord, IncidentView, MemberGroup
 
 SILENCES = ("1h", "4h")
@@ -27,10 +29,6 @@ _FINDINGS = {
 
 def _tr(lang: str, pt: str, en: str) -> str:
     return pt if lang == "pt" else en
-
-
-def _hhmm(when: datetime, tz: tzinfo) -> str:
-    return when.astimezone(tz).strftime("%H:%M")
 
 
 def expiring(action: str, expires: datetime | None) -> str:
@@ -125,7 +123,7 @@ def headline(view: IncidentView, lang: str) -> str:
 
 def state_line(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> str:
     i = view.incident
-    opened = _hhmm(i.opened_at, tz)
+    opened = hhmm(i.opened_at, tz)
     if i.is_open:
         return _tr(
             lang,
@@ -133,7 +131,7 @@ def state_line(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> str:
             f"opened at {opened} ({duration(now - i.opened_at, lang)} ago) · {i.severity}",
         )
     end = i.closed_at or i.last_activity or now
-    span = f"{opened}–{_hhmm(end, tz)} ({duration(end - i.opened_at, lang)})"
+    span = f"{opened}–{hhmm(end, tz)} ({duration(end - i.opened_at, lang)})"
     if i.resolution in ("false", "closed") and i.closed_by:
         who = (
             _tr(lang, "julgado falso por", "judged false by")
@@ -152,8 +150,8 @@ def care_lines(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> list
         lines.append(
             _tr(
                 lang,
-                f"👀 reconhecido por {i.acked_by} às {_hhmm(i.acked_at, tz)}",
-                f"👀 acknowledged by {i.acked_by} at {_hhmm(i.acked_at, tz)}",
+                f"👀 reconhecido por {i.acked_by} às {hhmm(i.acked_at, tz)}",
+                f"👀 acknowledged by {i.acked_by} at {hhmm(i.acked_at, tz)}",
             )
         )
     if i.silenced_until is not None and i.silenced_until > now:
@@ -161,8 +159,8 @@ def care_lines(view: IncidentView, lang: str, tz: tzinfo, now: datetime) -> list
         lines.append(
             _tr(
                 lang,
-                f"🔇 silenciado até {_hhmm(i.silenced_until, tz)}{who}",
-                f"🔇 silenced until {_hhmm(i.silenced_until, tz)}{who}",
+                f"🔇 silenciado até {hhmm(i.silenced_until, tz)}{who}",
+                f"🔇 silenced until {hhmm(i.silenced_until, tz)}{who}",
             )
         )
     if i.escalations:
@@ -272,7 +270,7 @@ def rollup_card(
     for view in views[:ROLLUP_LINES]:
         i = view.incident
         state = "" if i.is_open else _tr(lang, " · ✅ resolvido", " · ✅ resolved")
-        icon, opened = severity_icon(i.severity), _hhmm(i.opened_at, tz)
+        icon, opened = severity_icon(i.severity), hhmm(i.opened_at, tz)
         lines.append(f"#{i.id} {icon} {headline(view, lang)} · {opened}{state}")
     if len(views) > ROLLUP_LINES:
         more = len(views) - ROLLUP_LINES
@@ -281,8 +279,8 @@ def rollup_card(
     return Reply(
         title=_tr(
             lang,
-            f"🌩️ Mais {len(views)} incidentes desde {_hhmm(since, tz)} ({still} abertos)",
-            f"🌩️ {len(views)} more incidents since {_hhmm(since, tz)} ({still} open)",
+            f"🌩️ Mais {len(views)} incidentes desde {hhmm(since, tz)} ({still} abertos)",
+            f"🌩️ {len(views)} more incidents since {hhmm(since, tz)} ({still} open)",
         ),
         sections=(
             Section(lines=tuple(lines)),
@@ -342,15 +340,15 @@ def resolution_note(view: IncidentView, lang: str, tz: tzinfo) -> Reply:
         return Reply(
             title=_tr(
                 lang,
-                f"⚪ Incidente #{i.id} julgado falso alarme por {i.closed_by} às {_hhmm(end, tz)}",
-                f"⚪ Incident #{i.id} judged a false alarm by {i.closed_by} at {_hhmm(end, tz)}",
+                f"⚪ Incidente #{i.id} julgado falso alarme por {i.closed_by} às {hhmm(end, tz)}",
+                f"⚪ Incident #{i.id} judged a false alarm by {i.closed_by} at {hhmm(end, tz)}",
             )
         )
     return Reply(
         title=_tr(
             lang,
-            f"✅ Incidente #{i.id} ({headline(view, lang)}) resolvido às {_hhmm(end, tz)} ({span})",
-            f"✅ Incident #{i.id} ({headline(view, lang)}) resolved at {_hhmm(end, tz)} ({span})",
+            f"✅ Incidente #{i.id} ({headline(view, lang)}) resolvido às {hhmm(end, tz)} ({span})",
+            f"✅ Incident #{i.id} ({headline(view, lang)}) resolved at {hhmm(end, tz)} ({span})",
         )
     )
 

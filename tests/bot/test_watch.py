@@ -132,8 +132,12 @@ async def test_a_surge_names_the_merchants_that_carry_it(core: Core, clock: Fixe
     for _ in range(45):
         clock.advance(minutes=1)
         found.extend(watch.tick())
-    texts = [f.explanation_en for f in found if "failed" in f.statuses]
-    assert any("loja-77" in t for t in texts), texts
+    assert any(dict(f.evidence.merchants).get("loja-77", 0) >= 0.6 for f in found)
+    stored = core.store.anomalies(start - timedelta(minutes=30), clock.now())
+    texts = [a.explanation_en for a in stored if "failed" in a.statuses]
+    assert any("mostly loja-77 (" in t for t in texts), texts
+    texts = [a.explanation_pt for a in stored if "failed" in a.statuses]
+    assert any("concentrado em loja-77 (" in t for t in texts), texts
 
 
 def _rss_mib() -> float:

@@ -35,6 +35,19 @@ def test_analyze_checkout_json_has_the_spec_shape(capsys: pytest.CaptureFixture[
             "explanation",
         }
         assert 0 <= a["score"] <= 1 and a["detected_at"] >= a["start"]
+    assert critical[0]["explanation"] == "vendas às 15:00: 0 vs 53 esperadas (−100%, z=-8.4)"
+
+
+def test_analyze_explains_in_english_when_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NIGHTSHIFT_LANG", "en")
+    assert main(["analyze", str(DATA / "checkout_2.csv"), "--json", "--date", "2025-01-01"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [a["explanation"] for a in doc["anomalies"][:2]] == [
+        "sales at 14:00: 19 vs 43 expected (−56%, z=-3.4)",
+        "sales at 15:00: 0 vs 53 expected (−100%, z=-8.4)",
+    ]
 
 
 def test_analyze_transactions_table_and_chart(
@@ -198,6 +211,10 @@ def test_analyze_groups_each_fire_into_one_incident_with_the_approvals_it_cost(
     ]  # a denial surge, the approval drop and the mix shift it causes: one incident
     assert denial["approvals_lost"] > 500
     assert all(i["approvals_lost"] >= 0 for i in incidents)
+    assert doc["anomalies"][0]["explanation"] == (
+        "denied em 31% das transações vs 3,5% ± 1,3% normal neste horário (z=21), 8,7× o normal, "
+        "desde 17:09"
+    )
 
 
 def test_analyze_table_shows_incidents_first(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,9 +11,11 @@ import pytest
 from detector import DetectorError
 from detector.config import DetectorConfig
 from detector.engine import Engine
-from detector.findings import Finding
+from detector.findings import Cause, Finding
+from skills.wording import explain
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)  # 09:00 in Sao Paulo
+SP = DetectorConfig().tz
 MIN = timedelta(minutes=1)
 
 
@@ -60,8 +62,10 @@ def test_outage_opens_one_critical_episode_that_updates_and_resolves() -> None:
     assert any(f.kind == "outage" for f in found)
     assert first.start == start
     assert first.detected_at <= start + 3 * MIN
-    assert any("nenhuma transação approved" in f.explanation_pt for f in found)
-    assert "10:30" in first.explanation_pt  # local time of the start, Sao Paulo
+    assert any(f.evidence.lead.kind == "outage" and f.evidence.lead.expected > 100 for f in found)
+    assert any("nenhuma transação approved" in explain(f.evidence, "pt", SP) for f in found)
+    assert first.evidence.since == start
+    assert "10:30" in explain(first.evidence, "pt", SP)  # local time of the start, Sao Paulo
     assert last.resolved and last.end is not None and last.end <= start + 20 * MIN
     assert 0.0 <= first.score <= 1.0
 
@@ -81,10 +85,14 @@ def test_failed_surge_explains_rate_against_normal_since_local_time() -> None:
     f = found[0]
     assert f.metric == "failed_rate" and f.statuses[0] == "failed"
     assert f.detected_at - f.start <= 2 * MIN
-    assert f.explanation_pt.startswith("failed em ")
-    assert "normal neste horário" in f.explanation_pt and "desde 11:00" in f.explanation_pt
-    assert f.explanation_en.startswith("failed at ") and "since 11:00" in f.explanation_en
+    pt, en = explain(f.evidence, "pt", SP), explain(f.evidence, "en", SP)
+    assert pt.startswith("failed em ")
+    assert "normal neste horário" in pt and "desde 11:00" in pt
+    assert en.startswith("failed at ") and "since 11:00" in en
     assert f.observed > f.expected
+    assert (
+        f.evidence.lead.status == "failed" and f.evidence.lead.ratio > 10 and f.evidence.lead.z > 9
+    )
 
 
 def test_denied_surge_names_dominant_auth_code_and_merchant() -> None:
@@ -100,10 +108,13 @@ def test_denied_surge_names_dominant_auth_code_and_merchant() -> None:
     codes = {"00": 200, "51": 68, "05": 12}
     merchants = {"denied": {"m-77": 60, "m-1": 10, "m-2": 10}}
     found = run(engine, 4, T0 + 120 * MIN, surge, auth_codes=codes, merchants=merchants)
-    text = found[-1].explanation_pt
+    seen = found[-1].evidence
+    assert seen.cause == Cause("51", 68 / 80)
+    assert seen.merchants == (("m-77", 0.75),)
+    text = explain(seen, "pt", SP)
     assert "85% código 51 — saldo insuficiente" in text
     assert "m-77 (75%)" in text
-    assert "insufficient funds" in found[-1].explanation_en
+    assert "insufficient funds" in explain(seen, "en", SP)
 
 
 def test_quiet_hours_with_sparse_rows_raise_nothing() -> None:
@@ -135,6 +146,10 @@ def test_feed_silence_watchdog_opens_and_resolves() -> None:
     opened = engine.check_silence(last + 12 * MIN, last)
     assert len(opened) == 1 and opened[0].kind == "feed_silence"
     assert opened[0].severity == "critical" and not opened[0].resolved
+    assert opened[0].evidence.since == last + MIN and opened[0].evidence.lead.window == 11
+    assert explain(opened[0].evidence, "pt", SP).startswith(
+        "feed silencioso: nenhuma linha desde 10:00 (11 min), esperado ~"
+    )
     assert engine.check_silence(last + 13 * MIN, last) == []  # still open, nothing new
     back = last + 14 * MIN
     engine.step(back, normal(rng))

@@ -8,6 +8,7 @@ from detector.checkout import analyze_checkout, read_checkout
 from detector.evaluation import Incident, evaluate, from_findings
 from detector.offline import Analysis, analyze_transactions
 from detector.simulate import simulate
+from skills.wording import explain
 from tests.detector import labels
 from tests.detector.conftest import DATA
 
@@ -37,8 +38,10 @@ def test_transactions_denial_surges_name_their_cause(transactions: Analysis) -> 
     denied = [f for f in transactions.findings if f.metric == "denied_rate"]
     fraud = [f for f in denied if f.start.astimezone(labels.TZ).strftime("%m-%d %H") == "07-13 21"]
     assert fraud, "the 07-13 21:30 denial burst was not reported as a denied surge"
-    assert "59 — suspeita de fraude" in fraud[0].explanation_pt
-    assert "59 — suspected fraud" in fraud[0].explanation_en
+    seen = fraud[0].evidence
+    assert seen.cause is not None and seen.cause.code == "59"
+    assert "59 — suspeita de fraude" in explain(seen, "pt", labels.TZ)
+    assert "59 — suspected fraud" in explain(seen, "en", labels.TZ)
 
 
 def test_transactions_1_surge_and_collapse_within_5_minutes_quiet_night_silent(

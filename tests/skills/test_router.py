@@ -78,6 +78,8 @@ def test_every_skill_module_is_registered_and_in_help() -> None:
         "formatting",
         "baseline",
         "notices",
+        "wording",
+        "findings",
     }
     modules = {
         f"skills.{m.name}"
