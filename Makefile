@@ -36,7 +36,7 @@ contracts: $(TEST_STAMP)
 	$(BIN)/lint-imports
 
 pytest: $(TEST_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-fail-under=85
 
 test: lint typecheck contracts pytest
 

@@ -31,6 +31,8 @@ from bot.notifiers import ConsoleNotifier, SlackNotifier, TelegramNotifier
 from bot.routing import Routes
 from bot.settings import Secret, Settings
 from bot.watch import FeedWatch, release_freed_memory
+from detector.config import DetectorConfig
+from detector.engine import Engine
 from runbooks.catalog import load_catalog
 from runbooks.executor import Executor
 from runbooks.redaction import Redactor
@@ -192,7 +194,12 @@ class App:
             console=self.console is not None,
             rules=settings.routes,
         )
-        self.watch = FeedWatch(core.store, core.clock, after_warm=self._settle)
+        self.watch = FeedWatch(
+            core.store,
+            core.clock,
+            Engine(DetectorConfig(tz=settings.timezone)),  # the shift clock, in every sentence
+            after_warm=self._settle,
+        )
         self.gc_frozen = False  # run_server keeps the heap out of full collections (gc.freeze)
         self.delivery = DeliveryWorker(
             store=core.store,
