@@ -19,7 +19,7 @@ from bot.errors import CliError
 from bot.settings import Settings, SettingsError, load_settings
 from runbooks.errors import RunbookConfigError
 from skills.core import Invocation, Reply
-from storage.feed import FeedBatch, FeedError, load_file
+from storage.parsing import FeedBatch, FeedError, load_file
 from storage.store import StorageError
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from bot.errors import CliError
 from detector import DetectorError
 from detector.findings import Segment
 from detector.simulate import INCIDENTS, simulate
-from storage.feed import FeedError, load_file
+from storage.parsing import FeedError, load_file
 
 # scikit-learn and matplotlib load inside the handlers: every `nightshift` command imports this
 

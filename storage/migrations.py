@@ -17,6 +17,7 @@ from alembic.operations import Operations
 from sqlalchemy import Connection, Engine, func, insert, inspect, select, text
 
 from storage import schema
+from storage.errors import SchemaTooNew
 
 Migration = Callable[[Operations], None]
 
@@ -34,10 +35,6 @@ MIGRATIONS: tuple[Migration, ...] = (_v2_outbox,)
 
 HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL
-
-
-class SchemaTooNewError(RuntimeError):
-    """The database was written by a newer nightshift than this one."""
 
 
 def _current(conn: Connection) -> int | None:
@@ -58,7 +55,7 @@ def migrate(engine: Engine, now: datetime) -> int:
             conn.execute(insert(schema.schema_version).values(version=HEAD, applied_at=now))
             return 0
         if version > HEAD:
-            raise SchemaTooNewError(
+            raise SchemaTooNew(
                 f"the database is at schema version {version}, newer than this nightshift "
                 f"understands ({HEAD}); upgrade nightshift"
             )

@@ -1,11 +1,7 @@
 """The transaction and alert store: SQLAlchemy on SQLite (default) or PostgreSQL.
 
-Exceptions::
-
-    StorageError              the store cannot take or give data (unreachable, locked, ...)
-    └── SchemaTooNew          the database was written by a newer nightshift
-
-All methods are synchronous; async callers run them in `asyncio.to_thread`.
+Its exceptions are drawn in `storage.errors`. All methods are synchronous; async callers run
+them in `asyncio.to_thread`.
 """
 
 from __future__ import annotations
@@ -44,8 +40,9 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from storage import bulk, outbox, schema
-from storage.feed import FeedBatch
-from storage.migrations import SchemaTooNewError, migrate
+from storage.errors import StorageError as StorageError  # callers import it from here
+from storage.migrations import migrate
+from storage.parsing import FeedBatch
 from storage.records import (
     AlertChange,
     AlertGroup,
@@ -62,10 +59,6 @@ _CHUNK = 2000
 _VALUES_ROWS = 250  # rows of one multi-row upsert: 750 parameters, under every limit
 _CLAIM_CHUNK = 500
 Routing = Callable[[str], Sequence[str]]  # severity → destinations
-
-
-class StorageError(Exception):
-    """The store could not do what was asked; the message is safe to show."""
 
 
 def _epoch(when: datetime) -> int:
@@ -1028,9 +1021,9 @@ def open_store(url: str, *, migrate_schema: bool = True) -> Store:
     if migrate_schema:
         try:
             migrate(engine, datetime.now(UTC))
-        except SchemaTooNewError as error:
+        except StorageError:
             engine.dispose()
-            raise StorageError(str(error)) from None
+            raise
         except SQLAlchemyError as error:
             engine.dispose()
             reason = str(error.orig if hasattr(error, "orig") else error).splitlines()[0]

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 
 from storage import bulk, outbox, schema
 from storage import store as store_module
-from storage.feed import FeedBatch, load_file, parse_json
 from storage.migrations import HEAD
 from storage.outbox import Notice
+from storage.parsing import FeedBatch, load_file, parse_json
 from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
 from storage.store import StorageError, Store, open_store
 from tests.conftest import DATA
