@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +118,26 @@ class IngestResult:
 
     accepted: int
     new_events: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification due at one destination, as a worker claimed it."""
+
+    id: int
+    notification_id: int
+    destination: str
+    attempts: int
+    subject_kind: str
+    subject: str
+    event: str
+    severity: str
+    stored_body: Any = field(repr=False)  # as the driver returned it
+    read_body: Callable[[Any], Any] | None = field(repr=False, compare=False)
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        """The notification's body, decoded when first asked for: only a reply's is read, and
+        a storm claims thousands of deliveries a pass."""
+        raw = self.stored_body
+        return dict((raw if self.read_body is None else self.read_body(raw)) or {})
