@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,15 +23,24 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from storage import schema
-from storage.dialects.driver import DUE, LEASED, NOTIFICATION, DriverSQL, Query, deliveries, taken
+from storage.dialects.port import (
+    DUE,
+    LEASED,
+    NOTIFICATION,
+    Dialect,
+    Opener,
+    Query,
+    Rows,
+    Statement,
+    deliveries,
+)
 from storage.parsing import EventRow
 from storage.records import Delivery
 
-Opener = Callable[[], AbstractContextManager[Connection]]
 IDLE_PING = 1.0  # seconds a pooled connection may rest before it is pinged at checkout
 
 
-class PostgreSQL(DriverSQL):
+class PostgreSQL(Dialect):
     name = "postgresql"
     mark = "%s"
 
@@ -97,36 +106,24 @@ class PostgreSQL(DriverSQL):
         and caches it, where a list of marks is parsed again in Python each time."""
         return f'"{column}" = ANY(%s)', (list(values),)
 
-    # -- many rows ----------------------------------------------------------------------------
+    # -- many rows: one JSON parameter each statement, unpacked by the server ---------------------
 
-    def insert_rows(
-        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        if not rows:
-            return
-        columns = list(rows[0])
+    def _inserting(
+        self, conn: Connection, table: Table, columns: list[str], rows: Rows
+    ) -> Statement:
         names = ", ".join(f'"{c}"' for c in columns)
         sql = f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table)}"  # noqa: S608
-        conn.exec_driver_sql(sql, (self._as_json(conn, table, columns, rows),))
+        return sql, (self._as_json(conn, table, columns, rows),)
 
-    def update_rows(
-        self,
-        conn: Connection,
-        table: Table,
-        key: str,
-        keys: Sequence[Any],
-        rows: Sequence[Mapping[str, Any]],
-    ) -> None:
-        if not rows:
-            return
-        columns = list(rows[0])
+    def _updating(
+        self, conn: Connection, table: Table, key: str, columns: list[str], rows: Rows
+    ) -> Statement:
         sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
         sql = (
             f"UPDATE {table.name} AS t SET {sets} "  # noqa: S608 - our names
             f'FROM {_recordset(table)} AS v WHERE t."{key}" = v."{key}"'
         )
-        keyed = ({**row, key: k} for row, k in zip(rows, keys, strict=True))
-        conn.exec_driver_sql(sql, (self._as_json(conn, table, [*columns, key], keyed),))
+        return sql, (self._as_json(conn, table, [*columns, key], rows),)
 
     def _as_json(
         self,
@@ -151,21 +148,6 @@ class PostgreSQL(DriverSQL):
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
             (table.name, n),
         )
-
-    def insert_returning_ids(
-        self,
-        conn: Connection,
-        table: Table,
-        rows: Sequence[Mapping[str, Any]],
-        ids: Sequence[int] | None = None,
-    ) -> list[int]:
-        """The rows go in with `ids` (from `reserve_query`), or with ids reserved now."""
-        if not rows:
-            return []
-        if ids is None:
-            ids = taken(self.fetch(conn, self.reserve_query(table, len(rows)))[0])
-        self.insert_rows(conn, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-        return list(ids)
 
     # -- the feed -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,16 +20,24 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.pool import StaticPool
 
 from storage import schema
-from storage.dialects.driver import DUE, LEASED, NOTIFICATION, DriverSQL, deliveries
+from storage.dialects.port import (
+    DUE,
+    LEASED,
+    NOTIFICATION,
+    Dialect,
+    Opener,
+    Rows,
+    Statement,
+    deliveries,
+)
 from storage.parsing import EventRow
 from storage.records import Delivery
 
-Opener = Callable[[], AbstractContextManager[Connection]]
 Leased = tuple[int, int, str, int]  # a leased delivery: id, notification_id, destination, attempts
 _EVENT_PAGE = 2000
 
 
-class SQLite(DriverSQL):
+class SQLite(Dialect):
     name = "sqlite"
     mark = "?"
 
@@ -51,58 +59,23 @@ class SQLite(DriverSQL):
     def insert(self, table: Table) -> sqlite.Insert:
         return sqlite.insert(table)
 
-    # -- many rows ----------------------------------------------------------------------------
+    # -- many rows: the driver's executemany, a loop in C ----------------------------------------
 
-    def insert_rows(
-        self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        if not rows:
-            return
-        columns = list(rows[0])
+    def _inserting(
+        self, conn: Connection, table: Table, columns: list[str], rows: Rows
+    ) -> Statement:
         names = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join(self.mark for _ in columns)
         sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our names
-        conn.exec_driver_sql(sql, self.values(rows, columns, self.binders(conn, table, columns)))
+        return sql, self.values(rows, columns, self.binders(conn, table, columns))
 
-    def update_rows(
-        self,
-        conn: Connection,
-        table: Table,
-        key: str,
-        keys: Sequence[Any],
-        rows: Sequence[Mapping[str, Any]],
-    ) -> None:
-        if not rows:
-            return
-        columns = [*rows[0], key]
-        sets = ", ".join(f'"{c}" = {self.mark}' for c in columns[:-1])
+    def _updating(
+        self, conn: Connection, table: Table, key: str, columns: list[str], rows: Rows
+    ) -> Statement:
+        sets = ", ".join(f'"{c}" = {self.mark}' for c in columns)
         sql = f'UPDATE {table.name} SET {sets} WHERE "{key}" = {self.mark}'  # noqa: S608
-        keyed = ({**row, key: k} for row, k in zip(rows, keys, strict=True))
-        conn.exec_driver_sql(sql, self.values(keyed, columns, self.binders(conn, table, columns)))
-
-    def insert_returning_ids(
-        self,
-        conn: Connection,
-        table: Table,
-        rows: Sequence[Mapping[str, Any]],
-        ids: Sequence[int] | None = None,
-    ) -> list[int]:
-        """SQLite gives a table like ours (an integer `id`, no AUTOINCREMENT) max(id) + 1 per
-        row, in insertion order, and no other connection can write between our first write and
-        the commit: the new rows are the table's last ones."""
-        if not rows:
-            return []
-        if ids is not None:
-            self.insert_rows(
-                conn, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
-            )
-            return list(ids)
-        self.insert_rows(conn, table, rows)
-        newest = conn.exec_driver_sql(
-            f"SELECT id FROM {table.name} ORDER BY id DESC LIMIT ?",  # noqa: S608 - our names
-            (len(rows),),
-        ).scalars()
-        return sorted(int(i) for i in newest)
+        keyed = [*columns, key]
+        return sql, self.values(rows, keyed, self.binders(conn, table, keyed))
 
     # -- the feed -------------------------------------------------------------------------------
 

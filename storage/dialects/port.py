@@ -1,27 +1,35 @@
-"""What both dialects share: plain SQL run at the driver, each value bound as Core would bind it.
+"""The dialect port: what the store's parts call to write many rows fast, and the share of it
+both dialects write alike.
 
-SQLAlchemy Core builds and processes an executemany's parameters row by row in Python; for the
-statements that carry many rows (a webhook group's alerts, the outbox, a feed batch) that was
-most of their cost. The dialects write those statements as plain SQL over our own table and
-column names instead, and send each value through the bind processor Core would use (JSON, UTC
-datetimes), so what is stored is identical (a test compares the two).
+`Dialect` is the port, as httpx's `BaseTransport` is: the parts call its operations, and
+`SQLite` (`sqlite.py`) or `PostgreSQL` (`postgres.py`) implements what differs. What both write
+alike is here: plain SQL run at the driver over our own table and column names, each value sent
+through the bind processor Core would use (JSON, UTC datetimes), so what is stored is identical
+to what Core stores (a test compares the two) without Core building and processing an
+executemany's parameters row by row in Python.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeEngine
 
+from storage.parsing import EventRow
 from storage.records import Delivery
 
 Processor = Callable[[Any], Any]
+Rows = Sequence[Mapping[str, Any]]
+Opener = Callable[[], AbstractContextManager[Connection]]  # one of the store's transactions
+Statement = tuple[str, Any]  # plain SQL and its parameters (a tuple, or a list for executemany)
 _Columns = tuple[Table, tuple[str, ...]]
 
 # Rows of one multi-row statement: 250 rows of 3 values are 750 parameters, under every limit.
@@ -42,27 +50,36 @@ def taken(rows: Sequence[tuple[Any, ...]]) -> list[int]:
     return [int(i) for (i,) in rows]
 
 
-class DriverSQL:
-    """The driver-level statements both dialects write alike, and the processors they bind with
-    (worked out once per table and columns, for this store)."""
+class Dialect(ABC):
+    """How the store's writes that carry many rows reach one kind of database. `conn` is a
+    connection in one of the store's transactions; processors are worked out once per table
+    and columns, for this store."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # SQLAlchemy's name of the dialect: "sqlite" or "postgresql"
     mark: ClassVar[str]  # the driver's positional parameter mark
 
     def __init__(self) -> None:
         self._binders: dict[_Columns, list[Processor | None]] = {}
         self._readers: dict[_Columns, list[Processor | None]] = {}
 
-    # -- transactions: SQLite's and PostgreSQL's own ways override these ----------------------
+    @abstractmethod
+    def create_engine(self, url: str) -> Engine:
+        """An engine for the URL, its connections set up as this dialect wants them."""
+
+    # -- transactions ---------------------------------------------------------------------------
 
     def write_lock(self) -> AbstractContextManager[object]:
+        """What a write transaction holds while it runs."""
         return nullcontext()
 
     def reader(self, engine: Engine) -> Engine:
+        """The engine reads go through."""
         return engine
 
     @contextmanager
     def pipelined(self, conn: Connection) -> Iterator[None]:
+        """Around a whole write transaction's work: its statements sent without waiting for
+        each one's answer, where the dialect can; rows are then read with `fetch` only."""
         yield
 
     # -- values as Core binds and reads them --------------------------------------------------
@@ -116,6 +133,10 @@ class DriverSQL:
 
     # -- statements -----------------------------------------------------------------------------
 
+    @abstractmethod
+    def insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """The dialect's INSERT, which takes ON CONFLICT."""
+
     def fetch(self, conn: Connection, *queries: Query) -> list[list[tuple[Any, ...]]]:
         """Each query's rows, as the driver gives them."""
         return [[tuple(row) for row in conn.exec_driver_sql(q.sql, q.params)] for q in queries]
@@ -136,10 +157,64 @@ class DriverSQL:
             queries.append(Query(f"SELECT {names} FROM {table.name} WHERE {where}", params))  # noqa: S608
         return queries
 
+    def insert_rows(self, conn: Connection, table: Table, rows: Rows) -> None:
+        """INSERT every row (all rows have the first row's keys)."""
+        if rows:
+            conn.exec_driver_sql(*self._inserting(conn, table, list(rows[0]), rows))
+
+    @abstractmethod
+    def _inserting(
+        self, conn: Connection, table: Table, columns: list[str], rows: Rows
+    ) -> Statement:
+        """The statement that inserts the rows' `columns`."""
+
+    def update_rows(
+        self, conn: Connection, table: Table, key: str, keys: Sequence[Any], rows: Rows
+    ) -> None:
+        """UPDATE … SET the rows' columns WHERE `key` is each row's entry in `keys` (all rows
+        have the first row's columns; the keys are distinct)."""
+        if rows:
+            keyed = [{**row, key: k} for row, k in zip(rows, keys, strict=True)]
+            conn.exec_driver_sql(*self._updating(conn, table, key, list(rows[0]), keyed))
+
+    @abstractmethod
+    def _updating(
+        self, conn: Connection, table: Table, key: str, columns: list[str], rows: Rows
+    ) -> Statement:
+        """The statement that sets the `columns` of the rows (each with its `key` too)."""
+
     def reserve_query(self, table: Table, n: int) -> Query | None:
         """The query that takes `n` new ids for rows about to be inserted, where the dialect
-        reserves them (see `insert_returning_ids`); None where it numbers rows as they go in."""
+        reserves them; None where it numbers rows as they go in."""
         return None
+
+    def insert_returning_ids(
+        self, conn: Connection, table: Table, rows: Rows, ids: Sequence[int] | None = None
+    ) -> list[int]:
+        """INSERT every row into a table with an integer `id` key; the new ids, in the rows'
+        order. The rows go in with `ids` (from `reserve_query`, as many as the rows) or with ids
+        reserved now; where the dialect reserves none (SQLite: one writer, and a table like
+        ours without AUTOINCREMENT gives each row max(id) + 1, in insertion order, with no
+        other connection writing between our first write and the commit), the new rows are the
+        table's last ones."""
+        if not rows:
+            return []
+        if ids is None:
+            reserve = self.reserve_query(table, len(rows))
+            ids = None if reserve is None else taken(self.fetch(conn, reserve)[0])
+        if ids is not None:
+            self.insert_rows(
+                conn, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)]
+            )
+            return list(ids)
+        self.insert_rows(conn, table, rows)
+        newest = conn.exec_driver_sql(
+            f"SELECT id FROM {table.name} ORDER BY id DESC LIMIT {self.mark}",  # noqa: S608
+            (len(rows),),
+        ).scalars()
+        return sorted(int(i) for i in newest)
+
+    # -- the feed -------------------------------------------------------------------------------
 
     def set_buckets(
         self, conn: Connection, table: Table, rows: Sequence[tuple[int, str, int]]
@@ -161,6 +236,20 @@ class DriverSQL:
                     f'DO UPDATE SET "{count}" = excluded."{count}"'
                 )
             conn.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
+
+    @abstractmethod
+    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> int:
+        """Events whose id is new go in and add to their (minute, status) buckets; how many."""
+
+    # -- the outbox -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim_deliveries(
+        self, write: Opener, read: Opener, now: datetime, term: timedelta, limit: int
+    ) -> list[Delivery]:
+        """Due deliveries, oldest first, up to `limit`, leased to the caller until now + term
+        so that no other worker or replica takes them meanwhile; in the transactions it opens
+        with `write` (pipelined) and `read`."""
 
 
 def _memo(bind: Processor) -> Processor:
