@@ -1,5 +1,8 @@
-"""Alertmanager alerts: webhooks applied to each alert's state and history, with their
-notifications queued in the same transaction; and the alerts as records."""
+"""Alertmanager alerts: each webhook applied to the alerts' state and history, and read back.
+
+A webhook group is applied in memory (`_AlertPlan`) and written with one statement per kind of
+row; the notifications its changes call for go to the outbox in the same transaction.
+"""
 
 from __future__ import annotations
 
@@ -49,9 +52,9 @@ class Alerts(Database):
         route: Routing | None,
     ) -> tuple[dict[str, str], list[int] | None]:
         """The stored status of each alert in `groups` and, where the dialect reserves ids, ids
-        for their notifications: both fetched together (in a pipelined transaction, one round
-        trip, the writes and the commit one more). An alert gives at most one notification, so
-        as many ids as alerts are reserved, the unused ones left as gaps."""
+        for their notifications, fetched together: in a pipelined transaction, the one wait
+        before the writes. An alert gives at most one notification, so as many ids as alerts are
+        reserved, the unused ones left as gaps (as a rollback leaves)."""
         fingerprints = list({a.fingerprint: None for g, _ in groups for a in g.alerts})
         states = self._dialect.select_in(
             schema.alerts, ("fingerprint", "status"), "fingerprint", fingerprints

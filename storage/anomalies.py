@@ -1,5 +1,4 @@
-"""Detector findings (episodes by key), with their notifications queued in the same
-transaction; and the findings as records."""
+"""Detector findings: episodes stored by key, their notifications queued with them, read back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One open database: its engine, its dialect, and the transactions every part of the store uses.
+"""One open database: its engine, its dialect, and the transactions the store's parts work in.
 
 The store's parts (`ingest.py`, `traffic.py`, `alerts.py`, ...) are classes on this one, put
 together as `Store`: each writes in `_write()` and reads in `_read()`, and any SQLAlchemy error

@@ -1,4 +1,4 @@
-"""The store: one class made of the store's parts, and `open_store`, which opens a database.
+"""The store: `Store`, made of the store's parts, and `open_store`, which opens a database.
 
 `Store` is what the rest of nightshift holds. Each of its methods lives in the module of its
 part, which owns it:

@@ -1,5 +1,4 @@
-"""Traffic as it was counted: frames and sums over the minute buckets, for the detector and
-the commands. Read only."""
+"""Traffic as counted: frames and sums over the minute buckets, for the detector and commands."""
 
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ class Traffic(Database):
             table.c.minute >= _epoch(start), table.c.minute < _epoch(end)
         )
         # Read in chunks into arrays: 28 days of minutes are 280k rows, and a list of row
-        # objects that size costs ~65 MiB at the detector's warm-up, which the process keeps.
+        # objects that size, made at the detector's warm-up, would be memory the process keeps.
         minutes: list[np.ndarray] = []
         counts: list[np.ndarray] = []
         keys: list[str] = []

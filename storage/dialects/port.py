@@ -1,5 +1,4 @@
-"""The dialect port: what the store's parts call to write many rows fast, and the share of it
-both dialects write alike.
+"""`Dialect`: the port the store's parts call for fast writes, and what both dialects share.
 
 `Dialect` is the port, as httpx's `BaseTransport` is: the parts call its operations, and
 `SQLite` (`sqlite.py`) or `PostgreSQL` (`postgres.py`) implements what differs. What both write

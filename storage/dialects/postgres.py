@@ -88,7 +88,7 @@ class PostgreSQL(Dialect):
     def fetch(self, conn: Connection, *queries: Query) -> list[list[tuple[Any, ...]]]:
         """Inside `pipelined` the queries go through the driver's own cursors (SQLAlchemy's
         result needs a row description the pipeline has not read yet) and are all sent before
-        any is read: one round trip for all of them, and for whatever was sent before."""
+        any is read: they, and whatever was sent before them, are answered together."""
         driver = _psycopg(conn)
         if driver is None or not driver.pgconn.pipeline_status:
             return super().fetch(conn, *queries)
@@ -170,11 +170,11 @@ class PostgreSQL(Dialect):
     def claim_deliveries(
         self, write: Opener, read: Opener, now: datetime, term: timedelta, limit: int
     ) -> list[Delivery]:
-        """One statement leases the due deliveries and reads them with their notifications,
-        in one round trip (`write` is pipelined): an UPDATE takes the lease, the due rows locked
-        with SKIP LOCKED so two replicas never take the same one, and returns the rows joined
-        with their notifications. A body comes as text, decoded only if it is read (a storm's
-        deliveries merged into a digest never are)."""
+        """One statement leases the due deliveries and reads them with their notifications
+        (`write` is pipelined, so its answer comes with the commit's): an UPDATE takes the
+        lease, the due rows locked with SKIP LOCKED so two replicas never take the same one,
+        and returns the rows joined with their notifications. A body comes as text, decoded
+        only if it is read (a storm's deliveries merged into a digest never are)."""
         with write() as conn:
             d = schema.deliveries
             at = self.bound(conn, d, "next_at", now)

@@ -251,10 +251,10 @@ _bad_codes = st.sampled_from(["", " ", "ABCDE", "a b", "5-1"])
 _valid_count_texts = st.builds(
     lambda pad, n, pad2: f"{pad}{n}{pad2}", _pad, st.integers(0, 10**12), _pad
 ) | st.sampled_from(["+7", "1_000", "0"])
-# Not all bad: "5.0" and "1e3" are whole numbers the row path takes (the column path leaves them).
+# Not all bad: "5.0" and "1e3" are whole numbers the rules take (int() alone does not).
 _odd_count_texts = st.sampled_from(["-1", str(10**12 + 1), "5.0", "1e3", "2.5", "abc", "", "nan"])
 _extras = st.text(alphabet="ab xyz", max_size=4)
-# Column name: (valid values, odd values). Extra columns the row path ignores, or reads in place
+# Column name: (valid values, odd values). Extra columns the rules ignore, or read in place
 # of another: timestamp over time, count over f0_, the last of a repeated name.
 _CSV_EXTRAS = {
     "extra": (_extras, _extras),
