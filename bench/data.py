@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from detector.simulate import simulate
-from storage.feed import CountRow, FeedBatch
+from storage.parsing import CountRow, FeedBatch
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from storage.store import Store, open_store
 

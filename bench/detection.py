@@ -21,7 +21,7 @@ from bot.watch import LAG, FeedWatch
 from detector.estimators import dense_counts
 from detector.offline import analyze_transactions
 from detector.univariate import score_series
-from storage.feed import load_file
+from storage.parsing import load_file
 from storage.store import open_store
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ CountRows = list[tuple[int, str, int]]
 
 def _sqlite_raw(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
-    # The store's own pragmas (storage/store.py), so only the layers above differ.
+    # The store's own pragmas (storage/dialects/sqlite.py), so only the layers above differ.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(

@@ -27,7 +27,7 @@ from detector.estimators import dense_counts
 from detector.evaluation import Detection, Incident, Score, evaluate, from_findings
 from detector.offline import analyze_transactions
 from detector.simulate import simulate
-from storage.feed import load_file
+from storage.parsing import load_file
 from tests.detector import labels as known  # the labeled incidents live with the tests
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -42,7 +42,7 @@ from skills.core import Clock, Invocation, ProgressSink, Reply, SkillContext
 from skills.notices import body_from_reply
 from skills.registry import SKILLS, menu
 from skills.router import Dispatcher
-from storage.incidents import Correlation
+from storage.correlation import Correlation
 from storage.records import AlertChange
 from storage.store import Store, open_store
 

@@ -15,7 +15,7 @@ from bot.errors import CliError
 from bot.settings import Settings
 from runbooks.errors import RunbookConfigError
 from skills.core import Invocation, Reply
-from storage.feed import FeedBatch, FeedError, load_file
+from storage.parsing import FeedBatch, FeedError, load_file
 from storage.store import StorageError
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 3

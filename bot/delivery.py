@@ -48,7 +48,7 @@ from skills.notices import (
     symptom_notice,
 )
 from storage.cards import Due
-from storage.incidents import Correlation
+from storage.correlation import Correlation
 from storage.outbox import Delivery
 from storage.store import StorageError, Store
 

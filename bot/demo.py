@@ -24,7 +24,7 @@ import httpx
 
 from bot.errors import CliError
 from bot.settings import Settings
-from storage.feed import CountRow, FeedBatch
+from storage.parsing import CountRow, FeedBatch
 from storage.store import open_store
 
 if TYPE_CHECKING:

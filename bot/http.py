@@ -22,7 +22,7 @@ from starlette.routing import Route
 from bot.groupcommit import GroupCommit
 from bot.metrics import Metrics
 from skills.core import Clock
-from storage.feed import FeedError, parse_csv, parse_json
+from storage.parsing import FeedError, parse_csv, parse_json
 from storage.records import AlertChange, AlertGroup, AlertIn, IngestResult
 from storage.schema import ALERTNAME_WIDTH, RECEIVER_WIDTH, SEVERITY_WIDTH
 from storage.store import StorageError, Store

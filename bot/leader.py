@@ -1,10 +1,10 @@
 """Leader election between `serve` replicas on one PostgreSQL: a lease row with an expiry.
 
-The lease is a row of the store's `state` table (`lease:<name>`: holder id, renewed at): a
-replica takes it when it is free, its own, or not renewed for `ttl`; the holder renews it every
-`ttl / 3`. A leader that dies stops renewing, and another replica takes over at most `ttl` plus
-one renewal period later. A leader believes itself leader only until a margin before the expiry
-the others see, so two never act at once (given clocks kept in step by NTP).
+The lease is the store's (`Store.take_lease`: a `state` row `lease:<name>`, holder id and
+renewed at): a replica takes it when it is free, its own, or not renewed for `ttl`; the holder
+renews it every `ttl / 3`. A leader that dies stops renewing, and another replica takes over at
+most `ttl` plus one renewal period later. A leader believes itself leader only until a margin
+before the expiry the others see, so two never act at once (given clocks kept in step by NTP).
 
 On SQLite there is one process by design: it is always the leader.
 """
@@ -20,13 +20,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import SQLAlchemyError
-
 from skills.core import Clock
-from storage import schema
-from storage.store import Store
+from storage.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +79,10 @@ class Leader:
         else:
             now = self._clock.now()
             try:
-                taken = await asyncio.to_thread(self._acquire, now)
-            except SQLAlchemyError as error:
+                taken = await asyncio.to_thread(
+                    self._store.take_lease, self.key, self.holder, now, self.ttl
+                )
+            except StorageError as error:
                 # Unreachable: keep acting until our lease runs out, as the others will wait.
                 log.warning("lease %s: database unreachable (%s)", self.key, type(error).__name__)
             else:
@@ -93,24 +90,6 @@ class Leader:
             held = await self.is_leader()
         await self._changed(held)
         return held
-
-    def _acquire(self, now: datetime) -> bool:
-        state = schema.state
-        insert = postgresql.insert(state).values(key=self.key, value=self.holder, updated_at=now)
-        stmt = insert.on_conflict_do_update(
-            index_elements=[state.c.key],
-            set_={"value": self.holder, "updated_at": now},
-            where=or_(state.c.value == self.holder, state.c.updated_at < now - self.ttl),
-        ).returning(state.c.value)
-        with self._store.engine.begin() as conn:
-            return conn.execute(stmt).first() is not None
-
-    def _release(self) -> None:
-        state = schema.state
-        with self._store.engine.begin() as conn:
-            conn.execute(
-                delete(state).where(and_(state.c.key == self.key, state.c.value == self.holder))
-            )
 
     async def _changed(self, held: bool) -> None:
         if held == self._was_leader:
@@ -147,7 +126,7 @@ class Leader:
         if not self.always and self._held_until is not None:
             self._held_until = None
             try:
-                await asyncio.to_thread(self._release)
-            except SQLAlchemyError as error:
+                await asyncio.to_thread(self._store.release_lease, self.key, self.holder)
+            except StorageError as error:
                 log.warning("lease %s: not released (%s)", self.key, type(error).__name__)
         self._was_leader = False

@@ -21,7 +21,7 @@ from detector.grouping import OfflineIncident, group
 from detector.simulate import INCIDENTS, simulate
 from skills.formatting import hhmm
 from skills.wording import explain
-from storage.feed import FeedError, load_file
+from storage.parsing import FeedError, load_file
 
 
 def _zone(args: argparse.Namespace) -> tzinfo:

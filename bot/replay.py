@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bot.errors import CliError
-from storage.feed import FeedBatch
+from storage.parsing import FeedBatch
 
 
 def _minutes(batch: FeedBatch) -> dict[int, list[dict[str, object]]]:

@@ -16,8 +16,7 @@ from skills.notices import (
     incident_line,
     state_line,
 )
-from storage.incidents import SEVERITY_RANK
-from storage.records import IncidentView, TimelineEntry
+from storage.records import SEVERITY_RANK, IncidentView, TimelineEntry
 
 _CLOSE = re.compile(r"^(?:fechar|encerrar|close|resolve)\s+#?(\d+)\s*$")
 _NUMBER = re.compile(r"^#?(\d{1,9})$")

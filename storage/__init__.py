@@ -1,1 +1,1 @@
-"""nightshift package."""
+"""The store: feed buckets, alerts, findings, the journal and the outbox (see `store.py`)."""

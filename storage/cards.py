@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from storage import schema
+from storage.database import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,3 +328,68 @@ def counts(conn: Connection) -> dict[str, int]:
         name = "failed" if state == "failed" else ("due" if is_due else "told")
         out[name] = out.get(name, 0) + int(n)
     return out
+
+
+class Cards(Database):
+    """The store's part for cards: what a courier leases, posts, edits and rolls up."""
+
+    def claim_cards(
+        self, destination: str, now: datetime, lease: timedelta, limit: int = 20
+    ) -> list[Due]:
+        """Due cards of one destination leased to the caller: first posts, then edits."""
+        with self._write() as conn:
+            return claim(conn, destination, now, lease, limit)
+
+    def card_shown(
+        self, card: Due, ref: str, now: datetime, next_at: datetime, *, resolved_told: bool
+    ) -> None:
+        with self._write() as conn:
+            shown(conn, card, ref, now, next_at, resolved_told=resolved_told)
+
+    def card_retry(self, card: Due, error: str, at: datetime) -> None:
+        with self._write() as conn:
+            retry(conn, card, error, at)
+
+    def card_failed(self, card: Due, error: str) -> None:
+        with self._write() as conn:
+            failed(conn, card, error)
+
+    def card_repost(self, card: Due) -> None:
+        with self._write() as conn:
+            repost(conn, card)
+
+    def card_posts_since(self, destination: str, since: datetime) -> int:
+        with self._read() as conn:
+            return posts_since(conn, destination, since)
+
+    def roll_card(self, card: Due, now: datetime, since: datetime) -> Due:
+        """Tell the card in the destination's roll-up instead of a message of its own."""
+        with self._write() as conn:
+            return roll(conn, card, now, since)
+
+    def rolled(self, rollup_id: int) -> list[int]:
+        with self._read() as conn:
+            return rolled(conn, rollup_id)
+
+    def card_destinations(self, incident_id: int) -> list[str]:
+        with self._read() as conn:
+            return destinations(conn, incident_id)
+
+    def card_counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            return counts(conn)
+
+    def anything_due(self, destination: str, now: datetime) -> bool:
+        """Whether a card or an outbox message waits at a destination (a read, no lock)."""
+        with self._read() as conn:
+            return anything_due(conn, destination, now)
+
+    def due_destinations(self) -> list[str]:
+        """Destinations with a card or an outbox message waiting (a courier is needed there)."""
+        with self._read() as conn:
+            return due_destinations(conn)
+
+    def release_claims(self) -> int:
+        """Let go of every lease (SQLite at start-up: its one process is this one)."""
+        with self._write() as conn:
+            return release(conn)

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from storage import schema
+from storage.errors import SchemaTooNew
 
 Migration = Callable[[Operations], None]
 
@@ -104,10 +105,6 @@ HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL
 
 
-class SchemaTooNewError(RuntimeError):
-    """The database was written by a newer nightshift than this one."""
-
-
 def _current(conn: Connection) -> int | None:
     if not inspect(conn).has_table(schema.schema_version.name):
         return None
@@ -126,7 +123,7 @@ def migrate(engine: Engine, now: datetime) -> int:
             conn.execute(insert(schema.schema_version).values(version=HEAD, applied_at=now))
             return 0
         if version > HEAD:
-            raise SchemaTooNewError(
+            raise SchemaTooNew(
                 f"the database is at schema version {version}, newer than this nightshift "
                 f"understands ({HEAD}); upgrade nightshift"
             )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 
@@ -180,6 +181,29 @@ class IngestResult:
     new_events: int
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One notification due at one destination, as a worker claimed it."""
+
+    id: int
+    notification_id: int
+    destination: str
+    attempts: int
+    subject_kind: str
+    subject: str
+    event: str
+    severity: str
+    stored_body: Any = field(repr=False)  # as the driver returned it
+    read_body: Callable[[Any], Any] | None = field(repr=False, compare=False)
+
+    @cached_property
+    def body(self) -> dict[str, Any]:
+        """The notification's body, decoded when first asked for: only a reply's is read, and
+        a storm claims thousands of deliveries a pass."""
+        raw = self.stored_body
+        return dict((raw if self.read_body is None else self.read_body(raw)) or {})
+
+
 def alert_from_row(row: Mapping[Any, Any]) -> AlertRecord:
     """An `alerts` row as a record."""
     return AlertRecord(
@@ -222,3 +246,37 @@ def anomaly_from_row(row: Mapping[Any, Any]) -> AnomalyRecord:
         resolved=bool(row["resolved"]),
         approvals_lost=float(row.get("approvals_lost") or 0.0),
     )
+
+
+SEVERITY_RANK = {"critical": 0, "warning": 1}
+
+
+def worst(*severities: str) -> str:
+    """The most severe of the given severities (critical, warning, then anything else)."""
+    return min(severities, key=lambda s: (SEVERITY_RANK.get(s, 2), s))
+
+
+_INCIDENT_COLUMNS = (
+    "id",
+    "title",
+    "opened_by",
+    "opened_at",
+    "closed_by",
+    "closed_at",
+    "source",
+    "severity",
+    "state",
+    "resolution",
+    "last_activity",
+    "acked_by",
+    "acked_at",
+    "silenced_by",
+    "silenced_until",
+    "escalations",
+    "escalate_at",
+)
+
+
+def incident_from_row(row: Mapping[Any, Any]) -> IncidentRecord:
+    """An `incidents` row as a record."""
+    return IncidentRecord(**{name: row[name] for name in _INCIDENT_COLUMNS})

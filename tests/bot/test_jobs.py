@@ -28,7 +28,7 @@ from bot.jobs import (
 from bot.jobs_cli import render
 from bot.settings import Settings
 from skills.core import Invocation, Reply
-from storage.feed import load_file
+from storage.parsing import load_file
 from storage.store import Store
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock

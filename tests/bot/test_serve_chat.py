@@ -19,7 +19,7 @@ import pytest
 
 from bot.app import App, build_core
 from bot.settings import Settings, load_settings
-from storage.feed import load_file
+from storage.parsing import load_file
 from storage.store import Store
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock

@@ -15,8 +15,8 @@ from bot.app import App, Core
 from bot.routing import Routes
 from bot.watch import FeedWatch, release_freed_memory
 from skills.core import Invocation
-from storage.feed import load_file
-from storage.incidents import Correlation
+from storage.correlation import Correlation
+from storage.parsing import load_file
 from storage.records import AlertGroup, AlertIn
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock
@@ -109,7 +109,7 @@ async def test_a_feed_fire_is_one_incident_with_the_approvals_it_cost(
 
 
 async def test_a_surge_names_the_merchants_that_carry_it(core: Core, clock: FixedClock) -> None:
-    from storage.feed import EventRow, FeedBatch
+    from storage.parsing import EventRow, FeedBatch
 
     core.store.ingest(load_file(DATA / "transactions.csv", default_date=date(2025, 7, 12), tz=SP))
     start = datetime(2025, 7, 13, 16, 0, tzinfo=SP).astimezone(UTC)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from detector.offline import Analysis, analyze_transactions
-from storage.feed import load_file
+from storage.parsing import load_file
 from tests.detector import labels
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -13,7 +13,7 @@ from bot.app import Core, build_core
 from bot.settings import Settings
 from skills.briefing import briefing_reply, handoff_reply
 from skills.core import Silence, SkillContext
-from storage.feed import EventRow, FeedBatch, load_file
+from storage.parsing import EventRow, FeedBatch, load_file
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from storage.store import Store
 from tests.conftest import DATA

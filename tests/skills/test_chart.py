@@ -17,7 +17,7 @@ from bot.settings import Settings
 from skills import chart
 from skills.core import Invocation, Reply
 from skills.periods import MAX_PERIOD
-from storage.feed import CountRow, FeedBatch, load_file
+from storage.parsing import CountRow, FeedBatch, load_file
 from storage.records import AnomalyRecord
 from storage.store import Store
 from tests.conftest import DATA

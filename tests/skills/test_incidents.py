@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from bot.app import Core
 from skills.core import Invocation
-from storage.incidents import Correlation
+from storage.correlation import Correlation
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from tests.fakes.clock import FixedClock
 

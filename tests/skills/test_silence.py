@@ -13,7 +13,7 @@ from bot.alertmanager import AlertmanagerClient
 from bot.app import Core
 from skills.core import Invocation
 from skills.router import Dispatcher
-from storage.incidents import Correlation
+from storage.correlation import Correlation
 from storage.records import AlertGroup, AlertIn
 from tests.fakes.clock import FixedClock
 from tests.realservers import AlertmanagerFactory

@@ -9,8 +9,8 @@ import pytest
 
 from bot.app import Core
 from skills.core import Invocation
-from storage.feed import load_file
-from storage.incidents import Correlation
+from storage.correlation import Correlation
+from storage.parsing import load_file
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from tests.conftest import DATA
 from tests.fakes.clock import FixedClock

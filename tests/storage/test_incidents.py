@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage.incidents import Correlation
+from storage.correlation import Correlation
 from storage.records import AlertGroup, AlertIn, AnomalyRecord
 from storage.store import Store
 

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import make_url
 
-from storage import bulk, outbox, schema
-from storage import store as store_module
-from storage.feed import FeedBatch, load_file, parse_json
+from storage import outbox, schema
+from storage.dialects import dialect_for, postgres
 from storage.migrations import HEAD
 from storage.outbox import Notice
+from storage.parsing import FeedBatch, load_file, parse_json
 from storage.records import AlertChange, AlertGroup, AlertIn, AnomalyRecord
 from storage.store import StorageError, Store, open_store
 from tests.conftest import DATA
@@ -199,6 +199,29 @@ def test_unreachable_database_is_a_storage_error() -> None:
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none")
 
 
+def test_a_database_other_than_sqlite_or_postgresql_is_refused_by_name() -> None:
+    with pytest.raises(StorageError, match="SQLite or PostgreSQL, not 'mysql'"):
+        open_store("mysql://nobody@127.0.0.1/none")
+
+
+def test_a_lease_is_one_holders_until_it_expires_or_is_released(store: Store) -> None:
+    ttl, key = timedelta(seconds=30), "lease:scheduler"
+
+    def at(seconds: int) -> datetime:
+        return NOW + timedelta(seconds=seconds)
+
+    assert store.take_lease(key, "a", at(0), ttl)
+    assert not store.take_lease(key, "b", at(10), ttl)
+    assert store.take_lease(key, "a", at(20), ttl)  # renewed
+    assert not store.take_lease(key, "b", at(45), ttl)  # 25 s after the renewal
+    assert store.take_lease(key, "b", at(51), ttl)  # 31 s: expired, taken over
+    store.release_lease(key, "a")  # not a's any more: nothing happens
+    assert not store.take_lease(key, "a", at(52), ttl)
+    store.release_lease(key, "b")
+    assert store.take_lease(key, "a", at(53), ttl)
+    assert store.get_state(key) == "a"
+
+
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     opened = open_store(f"sqlite:///{tmp_path / 'wal.db'}")
     with opened.engine.connect() as conn:
@@ -343,7 +366,20 @@ def test_outbox_claims_are_leased(store: Store) -> None:
     assert len(again) == 2
     store.finish_deliveries([d.id for d in again], "sent", NOW, ref="m1")
     assert store.outbox_counts() == {"sent": 2}
-    assert store.message_ref("reply", "b", "slack:C1") == "m1"
+    store.enqueue(
+        subject_kind="reply",
+        subject="c",
+        event="post",
+        severity="info",
+        destinations=["console", "slack:C1"],
+        now=NOW,
+    )
+    # A destination's courier leases its own deliveries only.
+    later = NOW + timedelta(minutes=10)
+    [slack] = store.claim_deliveries(later, timedelta(minutes=2), destination="slack:C1")
+    assert (slack.destination, slack.subject) == ("slack:C1", "c")
+    [console] = store.claim_deliveries(later, timedelta(minutes=2))
+    assert console.destination == "console"
 
 
 def test_a_backlog_is_claimed_in_several_leases_oldest_first_each_once(store: Store) -> None:
@@ -352,7 +388,7 @@ def test_a_backlog_is_claimed_in_several_leases_oldest_first_each_once(store: St
         for i in range(1_203)
     ]
     with store.engine.begin() as conn:
-        outbox.enqueue_many(conn, notices)
+        outbox.enqueue_many(conn, dialect_for(store.engine.url), notices)
     first = store.claim_deliveries(NOW, timedelta(minutes=2), limit=1_100)
     assert [d.body["n"] for d in first] == list(range(1_100))
     rest = store.claim_deliveries(NOW, timedelta(minutes=2), limit=1_100)
@@ -487,8 +523,9 @@ def test_reads_in_a_reading_block_share_one_connection(store: Store) -> None:
 
 
 def test_bulk_writes_store_exactly_what_sqlalchemy_core_stores(store: Store) -> None:
-    """The driver-level executemany binds each value as Core would: same JSON, same datetimes,
-    compared as the database holds them (text on SQLite), not only as read back."""
+    """The dialect's driver-level inserts and updates bind each value as Core would: same JSON,
+    same datetimes, compared as the database holds them (text on SQLite), not only as read
+    back."""
     when = datetime(2025, 7, 14, 15, 0, 1, 250_000, tzinfo=UTC)
     row = {
         "alertname": "A",
@@ -507,13 +544,13 @@ def test_bulk_writes_store_exactly_what_sqlalchemy_core_stores(store: Store) -> 
         "acked_by": None,
         "acked_at": None,
     }
-    a = schema.alerts
+    a, dialect = schema.alerts, dialect_for(store.engine.url)
     with store.engine.begin() as conn:
         conn.execute(insert(a), [{"fingerprint": "core", **row}])
-        bulk.insert_rows(conn, a, [{"fingerprint": "bulk", **row}])
+        dialect.insert_rows(conn, a, [{"fingerprint": "bulk", **row}])
         later = {"status": "resolved", "ends_at": when, "annotations": {"summary": "done"}}
         conn.execute(update(a).where(a.c.fingerprint == "core").values(**later))
-        bulk.update_rows(conn, a, "fingerprint", ["bulk"], [later])
+        dialect.update_rows(conn, a, "fingerprint", ["bulk"], [later])
         as_stored = {
             fingerprint: rest
             for fingerprint, *rest in conn.exec_driver_sql(
@@ -552,7 +589,7 @@ def test_connections_dropped_by_a_server_restart(
     store = open_store(fresh_postgres_url)
     store.set_state("k", "before", NOW)
     _drop_connections(fresh_postgres_url)
-    monkeypatch.setattr(store_module, "IDLE_PING", idle_ping)
+    monkeypatch.setattr(postgres, "IDLE_PING", idle_ping)
     if fails_once:
         with pytest.raises(StorageError):
             store.set_state("k", "after", NOW)
@@ -576,7 +613,7 @@ def test_a_dropped_connection_fails_one_webhook_group_and_the_pool_heals(
     """Webhook groups go out as one pipelined transaction, with the driver in autocommit while
     it runs: a connection that breaks under it is a StorageError (the group is retried one by
     one), and no connection goes back to the pool still in autocommit."""
-    monkeypatch.setattr(store_module, "IDLE_PING", 3600.0)  # not pinged: the write finds out
+    monkeypatch.setattr(postgres, "IDLE_PING", 3600.0)  # not pinged: the write finds out
     store = open_store(fresh_postgres_url)
     first = AlertIn("f1", "firing", {"alertname": "A", "severity": "critical"}, {}, NOW, None)
     assert store.apply_alert_group(_group(first), NOW)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from storage.feed import CountRow, FeedBatch
+from storage.parsing import CountRow, FeedBatch
 from storage.store import Store
 
 START = datetime(2025, 7, 13, 22, 0, tzinfo=UTC)

@@ -1,0 +1,771 @@
+"""Feed input parsing: CSV and JSON text read into a validated FeedBatch, a column at a time.
+
+A batch is all-or-nothing: any bad row makes `FeedError` with every bad row listed as (row
+number, reason), and nothing of it is stored. CSV rows are numbered by line (the header is row
+1, a blank line is skipped but counted), JSON rows by array item from 1. Three kinds of rows
+share one feed:
+
+- count rows: `time`/`timestamp`, `status`, `count` (CloudWalk exports call it `f0_`); a row
+  sets the count of its (minute, status) bucket: a bucket sent twice keeps its last count, in
+  the place of its first;
+- authorization-code rows: `timestamp`, `auth_code`, `count`; buckets by (minute, code), alike;
+- event rows: `id`, `timestamp`, `status`, optional `amount`, `merchant_id`; the first good row
+  of an id is kept, later rows with that id are not read.
+
+A row with an `id` is an event row, else one with an `auth_code` a code row, else a count row.
+`timestamp` is read before `time` and `count` before `f0_`; other fields are ignored. A bad
+row's reason is the first check it fails, in this order (each check's messages are its own):
+
+    every row    "timestamp is missing (or time)", when neither field has a value
+    count rows   the count, the time, the status
+    code rows    the code, the count, the time
+    event rows   the id, then (a first row of that id) the time, the status, the amount,
+                 the merchant_id
+
+How: the text is cut into columns, one list of values per field (CSV at its commas, or by
+`csv.reader` where quotes or a lone carriage return need it; JSON by `orjson` where it reads
+the text as `json` would, else by `json`); each distinct value of a column is checked once;
+rows are walked one by one only where a check refused a value, to word their reasons.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, tzinfo
+from functools import partial
+from itertools import repeat
+from operator import add, attrgetter, itemgetter, methodcaller, mod, sub
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar, cast, overload
+
+import orjson
+import pandas as pd
+
+from storage.errors import FeedError
+
+__all__ = [
+    "MAX_COUNT",
+    "MAX_STATUS",
+    "MAX_TEXT",
+    "AuthCodeRow",
+    "CountRow",
+    "EventRow",
+    "FeedBatch",
+    "FeedError",
+    "load_file",
+    "parse_csv",
+    "parse_json",
+]
+
+MAX_TEXT = 128
+MAX_STATUS = 32
+MAX_COUNT = 10**12
+_HOUR_MINUTE = re.compile(r"^\s*(\d{1,2})h\s*(\d{1,2})\s*$")
+_STATUS = re.compile(r"^[a-z0-9_\-]+$")
+_AUTH_CODE = re.compile(r"^[A-Za-z0-9]{1,4}$")
+_ZULU = methodcaller("replace", "Z", "+00:00")
+_TZINFO = attrgetter("tzinfo")
+_TO_UTC = methodcaller("astimezone", UTC)
+_NO_TIME = "timestamp is missing (or time)"
+
+
+# -- the rows a batch holds ------------------------------------------------------------------
+
+# Count and authorization-code rows are named tuples, not dataclasses: a batch has ten thousand
+# of them to make (see _Rows), and a tuple is made in C, a dataclass by its __init__.
+
+
+class CountRow(NamedTuple):
+    minute: int  # epoch seconds, UTC, on a minute boundary
+    status: str
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose
+
+
+class AuthCodeRow(NamedTuple):
+    minute: int
+    auth_code: str
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose
+
+
+_Row = TypeVar("_Row", CountRow, AuthCodeRow)
+
+
+class _Rows(Sequence[_Row]):
+    """Rows kept as three columns (minutes, keys, counts) and made `row`s as they are read.
+
+    A named tuple or a dataclass is watched by the garbage collector as long as it lives, and a
+    batch of ten thousand of them, alive until it is stored, made the collector sweep the whole
+    heap every few batches. Columns are three lists, and a row made as it is read is freed once
+    read.
+    """
+
+    __slots__ = ("_counts", "_keys", "_minutes", "_row")
+    _row: type[_Row]
+    _minutes: Sequence[int]
+    _keys: Sequence[str]
+    _counts: Sequence[int]
+
+    def __init__(
+        self, row: type[_Row], minutes: Sequence[int], keys: Sequence[str], counts: Sequence[int]
+    ) -> None:
+        self._row, self._minutes, self._keys, self._counts = row, minutes, keys, counts
+
+    @classmethod
+    def of(cls, row: type[_Row], buckets: Mapping[tuple[int, str], int]) -> _Rows[_Row]:
+        return cls(row, [m for m, _ in buckets], [k for _, k in buckets], list(buckets.values()))
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    @overload
+    def __getitem__(self, index: int) -> _Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> _Rows[_Row]: ...
+
+    def __getitem__(self, index: int | slice) -> _Row | _Rows[_Row]:
+        if isinstance(index, slice):
+            return _Rows(self._row, self._minutes[index], self._keys[index], self._counts[index])
+        return self._row(self._minutes[index], self._keys[index], self._counts[index])
+
+    def __iter__(self) -> Iterator[_Row]:
+        # tuple.__new__ makes each row in C; a named tuple's own __new__ and _make are Python.
+        rows = zip(self._minutes, self._keys, self._counts, strict=True)
+        return cast("Iterator[_Row]", map(tuple.__new__, repeat(self._row), rows))
+
+    def __eq__(self, other: object) -> bool:  # as the tuple of its rows compares
+        if isinstance(other, _Rows | tuple):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: str
+    minute: int
+    status: str
+    amount: float | None
+    merchant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBatch:
+    """Validated rows, ready to store in one transaction."""
+
+    counts: Sequence[CountRow] = ()
+    auth_codes: Sequence[AuthCodeRow] = ()
+    events: tuple[EventRow, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.counts) + len(self.auth_codes) + len(self.events)
+
+    def count_tuples(self) -> list[tuple[int, str, int]]:
+        """Count rows as plain (minute, status, count) tuples: what the store sends."""
+        return _tuples(self.counts)
+
+    def auth_code_tuples(self) -> list[tuple[int, str, int]]:
+        """Authorization-code rows as plain (minute, auth_code, count) tuples."""
+        return _tuples(self.auth_codes)
+
+    def counts_frame(self) -> pd.DataFrame:
+        """Count rows as a frame: `minute` (UTC), `status`, `count`."""
+        return _frame(self.count_tuples(), "status")
+
+    def auth_codes_frame(self) -> pd.DataFrame:
+        """Authorization-code rows as a frame: `minute` (UTC), `auth_code`, `count`."""
+        return _frame(self.auth_code_tuples(), "auth_code")
+
+
+def _tuples(rows: Sequence[CountRow] | Sequence[AuthCodeRow]) -> list[tuple[int, str, int]]:
+    if isinstance(rows, _Rows):  # straight from the columns, in C
+        return list(zip(rows._minutes, rows._keys, rows._counts, strict=True))
+    return [(minute, key, count) for minute, key, count in rows]
+
+
+def _frame(rows: list[tuple[int, str, int]], key: str) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["minute", key, "count"])
+    frame["minute"] = pd.to_datetime(frame["minute"].astype("int64"), unit="s", utc=True)
+    frame["count"] = frame["count"].astype("int64")
+    return frame
+
+
+# -- one value at a time: each check returns the value as stored or raises ValueError ----------
+
+
+@dataclass(slots=True)
+class _TimeParser:
+    """Parses the feed's time formats; naive times are on the shift clock `tz`."""
+
+    default_date: date
+    tz: tzinfo
+    cache: dict[str, int] = field(default_factory=dict)
+
+    def minute(self, raw: object) -> int:
+        text = str(raw).strip() if raw is not None else ""
+        cached = self.cache.get(text)
+        if cached is not None:
+            return cached
+        value = self._parse(text)
+        self.cache[text] = value
+        return value
+
+    def _parse(self, text: str) -> int:
+        if not text:
+            raise ValueError("time is empty")
+        match = _HOUR_MINUTE.match(text)
+        if match:
+            hour, minute = int(match.group(1)), int(match.group(2))
+            if hour > 23 or minute > 59:
+                raise ValueError(f"time {text!r} is not a time of day")
+            local = datetime.combine(self.default_date, time(hour, minute), tzinfo=self.tz)
+        else:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"time {text!r} is not ISO 8601, 'YYYY-MM-DD HH:MM:SS' or 'HHh MM'"
+                ) from None
+            local = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=self.tz)
+        try:
+            seconds = int(local.astimezone(UTC).timestamp())
+        except OverflowError:  # an offset that crosses year 1 or 9999
+            raise ValueError(f"time {text!r} is out of range") from None
+        return seconds - seconds % 60
+
+    def minutes(self, texts: Sequence[str]) -> list[int]:
+        """`minute` of each text. When all are ISO 8601, all with an offset or all naive, the
+        steps of `_parse` run as C loops over all of them; else one by one."""
+        try:
+            parsed = list(map(datetime.fromisoformat, map(_ZULU, map(str.strip, texts))))
+        except ValueError:
+            return list(map(self.minute, texts))
+        zones = set(map(_TZINFO, parsed))
+        if None in zones:
+            if len(zones) > 1:
+                return list(map(self.minute, texts))
+            parsed = list(map(methodcaller("replace", tzinfo=self.tz), parsed))
+        seconds = list(map(int, map(datetime.timestamp, map(_TO_UTC, parsed))))
+        return list(map(sub, seconds, map(mod, seconds, repeat(60))))
+
+
+def _count(raw: object) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("count must be a whole number")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float):
+        if not math.isfinite(raw) or raw != int(raw):
+            raise ValueError(f"count {raw!r} is not a whole number")
+        value = int(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                raise ValueError(f"count {raw!r} is not a number") from None
+            if not math.isfinite(as_float) or as_float != int(as_float):
+                raise ValueError(f"count {raw!r} is not a whole number") from None
+            value = int(as_float)
+    else:
+        raise ValueError("count is missing" if raw is None else "count must be a number")
+    if value < 0 or value > MAX_COUNT:
+        raise ValueError(f"count {value} is out of range (0 to {MAX_COUNT})")
+    return value
+
+
+def _counts(column: Sequence[object]) -> list[int]:
+    """`_count` of a column of text or of integers, at C speed; TypeError for any other column,
+    ValueError if any count is refused (then `_count` words each refusal)."""
+    types = set(map(type, column))
+    if types == {str}:
+        # int() strips the whitespace str.strip() does: where it succeeds, _count agrees.
+        counts = list(map(int, cast("Sequence[str]", column)))
+    elif types == {int}:
+        counts = cast("list[int]", column)
+    else:
+        raise TypeError("counts of another type")
+    if counts and (min(counts) < 0 or max(counts) > MAX_COUNT):
+        raise ValueError("a count out of range")
+    return counts
+
+
+def _status(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError("status is missing")
+    status = raw.strip().lower()
+    if len(status) > MAX_STATUS or not _STATUS.match(status):
+        raise ValueError(f"status {raw!r} is not a status name (letters, digits, _ or -)")
+    return status
+
+
+def _auth_code(raw: object) -> str:
+    code = str(raw).strip() if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
+    if not _AUTH_CODE.match(code):
+        raise ValueError(f"auth_code {raw!r} is not a 1 to 4 character code")
+    return code
+
+
+def _text(raw: object, name: str, *, required: bool) -> str | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if required:
+            raise ValueError(f"{name} is missing")
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ValueError(f"{name} must be text")
+    text = str(raw).strip()
+    if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
+        raise ValueError(f"{name} is too long or has control characters")
+    return text
+
+
+def _amount(raw: object) -> float | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        raise ValueError("amount must be a number")
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) else math.nan
+    except ValueError:
+        raise ValueError(f"amount {raw!r} is not a number") from None
+    except OverflowError:  # an integer past any float
+        value = math.inf
+    if not math.isfinite(value) or abs(value) > 1e15:
+        raise ValueError(f"amount {raw!r} is not a finite number")
+    return value
+
+
+_event_id = partial(_text, name="id", required=True)
+_merchant_id = partial(_text, name="merchant_id", required=False)
+
+
+# -- a whole column at a time ------------------------------------------------------------------
+
+
+class _Bad:
+    """A value a check refused, and the reason it gave."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+_TEXT_OR_NONE: frozenset[type] = frozenset({str, type(None)})
+_EXACT: frozenset[type] = frozenset({str, int, type(None)})
+
+
+def _distinct(column: Sequence[object]) -> list[object] | None:
+    """The column's distinct values, when equal values are alike to every check: text, whole
+    numbers and None (1 == True == 1.0 and -0.0 == 0.0 are worded apart). None otherwise."""
+    try:
+        values = set(column)
+    except TypeError:  # a list or an object among them
+        return None
+    # Text and None equal nothing else a feed holds: their distinct values show every type.
+    if not set(map(type, values)) <= _TEXT_OR_NONE and not set(map(type, column)) <= _EXACT:
+        return None
+    return list(values)
+
+
+def _each(check: Callable[[Any], object], values: Iterable[object]) -> tuple[list[Any], bool]:
+    done: list[Any] = []
+    refused = False
+    for value in values:
+        try:
+            done.append(check(value))
+        except ValueError as error:
+            done.append(_Bad(str(error)))
+            refused = True
+    return done, refused
+
+
+def _checked(
+    column: Sequence[object],
+    check: Callable[[Any], object],
+    many: Callable[[list[Any]], Iterable[object]] | None = None,
+    *,
+    distinct: bool = True,
+) -> tuple[list[Any], bool]:
+    """`check` of every value, a refused one as `_Bad`; and whether any was refused. With
+    `distinct`, each distinct value is checked once (where `_distinct` allows); `many` checks
+    them all at once, faster, with the same answers, unless it meets a value it cannot take."""
+    values = _distinct(column) if distinct else None
+    todo = list(column) if values is None else values
+    try:
+        done, refused = list(many(todo) if many is not None else map(check, todo)), False
+    except (ArithmeticError, TypeError, ValueError):  # `many` met one it cannot take
+        done, refused = _each(check, todo)
+    if values is None:
+        return done, refused
+    answers = dict(zip(values, done, strict=True))
+    return list(map(answers.__getitem__, column)), refused
+
+
+def _reasons(
+    numbers: Sequence[int], stamps: Sequence[object], *checked: Sequence[object]
+) -> list[tuple[int, str]]:
+    """Each bad row's number and first refusal, the checks taken in the order given."""
+    problems = []
+    for number, stamp, *values in zip(numbers, stamps, *checked, strict=True):
+        if stamp is None:
+            problems.append((number, _NO_TIME))
+            continue
+        bad = next((v for v in values if type(v) is _Bad), None)
+        if bad is not None:
+            problems.append((number, bad.reason))
+    return problems
+
+
+# -- rows as columns ---------------------------------------------------------------------------
+
+
+class _Absent:
+    """What a JSON object without a field holds in that field's column."""
+
+
+_ABSENT = _Absent()
+_KNOWN = frozenset(
+    {"time", "timestamp", "status", "count", "f0_", "auth_code", "id", "amount", "merchant_id"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """Rows as columns: each known field's values by row, `_ABSENT` where a row lacks the
+    field (only in the `gappy` columns), the rows' numbers, and the rows refused whole."""
+
+    numbers: Sequence[int]
+    fields: Mapping[str, Sequence[object]]
+    gappy: frozenset[str] = frozenset()
+    refused: Sequence[tuple[int, str]] = ()
+
+    def get(self, name: str) -> Sequence[object]:
+        """`row.get(name)` of every row."""
+        column = self.fields.get(name)
+        if column is None:
+            return [None] * len(self.numbers)
+        if name in self.gappy:
+            return [None if v is _ABSENT else v for v in column]
+        return column
+
+    def either(self, name: str, other: str) -> Sequence[object]:
+        """`row[name] if name in row else row.get(other)` of every row."""
+        column = self.fields.get(name)
+        if column is None:
+            return self.get(other)
+        if name not in self.gappy:
+            return column
+        return [o if v is _ABSENT else v for v, o in zip(column, self.get(other), strict=True)]
+
+    def has(self, name: str) -> list[bool]:
+        """Whether each row has the field."""
+        column = self.fields.get(name)
+        if column is None or name not in self.gappy:
+            return [column is not None] * len(self.numbers)
+        return [v is not _ABSENT for v in column]
+
+    def take(self, rows: Sequence[int]) -> _Table:
+        """The rows at these places."""
+        return _Table(
+            [self.numbers[i] for i in rows],
+            {name: [column[i] for i in rows] for name, column in self.fields.items()},
+            self.gappy,
+        )
+
+
+def _kind(event: bool, code: bool) -> str:
+    return "event" if event else "code" if code else "count"
+
+
+def _kinds(table: _Table) -> Iterator[tuple[str, _Table]]:
+    """The table's rows by kind (`event`: with an id, `code`: with an auth_code, else
+    `count`), each kind's rows in order."""
+    if not {"id", "auth_code"} & table.gappy:  # each field in every row or in none: one kind
+        yield _kind("id" in table.fields, "auth_code" in table.fields), table
+        return
+    kinds = list(map(_kind, table.has("id"), table.has("auth_code")))
+    for kind in ("count", "code", "event"):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        if rows:
+            yield kind, table.take(rows)
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+
+def _header(header: Sequence[str], where: str) -> list[str]:
+    names = [h.strip().lower().lstrip("\ufeff") for h in header]
+    if "time" not in names and "timestamp" not in names:
+        raise FeedError(
+            f"{where}1: header {','.join(names)!r} has no time or timestamp column",
+            [(1, "no time column")],
+        )
+    if not ({"count", "f0_"} & set(names)) and "id" not in names:
+        raise FeedError(
+            f"{where}1: header {','.join(names)!r} has no count (or f0_) column, nor id for events",
+            [(1, "no count column")],
+        )
+    return names
+
+
+def _empty(where: str) -> FeedError:
+    return FeedError(f"{where}1: the file is empty (a CSV header is expected)", [(1, "empty")])
+
+
+def _csv_table(text: str, where: str) -> _Table:
+    """The rows of a CSV text, header first. Without quotes or lone carriage returns,
+    `csv.reader`'s rows are the lines split at commas: when every line has the header's width,
+    the columns are slices of one split of all of them. Otherwise `csv.reader` reads it."""
+    if '"' in text:
+        return _read_csv(text, where)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
+            return _read_csv(text, where)
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # the newline that ends the last row
+    limit = csv.field_size_limit()  # csv.reader refuses a longer field
+    if len(text) >= limit and max(map(len, lines)) >= limit:
+        return _read_csv(text, where)
+    if not lines:
+        raise _empty(where)
+    names, rows = _header(lines[0].split(","), where), lines[1:]
+    width = len(names)
+    if set(map(str.count, rows, repeat(","))) - {width - 1}:  # a blank or ragged line
+        return _read_csv(text, where)
+    fields = ",".join(rows).split(",") if rows else []
+    columns = [fields[i::width] for i in range(width)]
+    numbers: Sequence[int] = range(2, len(rows) + 2)
+    # A line of blank fields only ("  ,,") is skipped, as csv.reader's reading skips it.
+    if any(not value.strip() for value in set(columns[0])):
+        kept = [i for i, row in enumerate(zip(*columns, strict=True)) if any(map(str.strip, row))]
+        numbers = [numbers[i] for i in kept]
+        columns = [[column[i] for i in kept] for column in columns]
+    return _csv_columns(names, columns, numbers)
+
+
+def _read_csv(text: str, where: str) -> _Table:
+    """The rows as `csv.reader` reads them; a line it cannot read (a lone CR, a field over its
+    limit) makes the whole batch a FeedError naming that line."""
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _empty(where)
+        names = _header(header, where)
+        numbers, rows, refused = [], [], []
+        for number, values in enumerate(reader, start=2):
+            if not any(map(str.strip, values)):
+                continue
+            if len(values) != len(names):
+                refused.append((number, f"{len(values)} fields, the header has {len(names)}"))
+                continue
+            numbers.append(number)
+            rows.append(values)
+    except csv.Error as error:
+        line = max(reader.line_num, 1)
+        raise FeedError(
+            f"{where}{line}: not readable as CSV ({error})", [(line, str(error))]
+        ) from None
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    return _csv_columns(names, columns, numbers, refused)
+
+
+def _csv_columns(
+    names: Sequence[str],
+    columns: Sequence[Sequence[str]],
+    numbers: Sequence[int],
+    refused: Sequence[tuple[int, str]] = (),
+) -> _Table:
+    index = {name: i for i, name in enumerate(names) if name in _KNOWN}  # a repeated name: its last
+    return _Table(numbers, {name: columns[i] for name, i in index.items()}, refused=refused)
+
+
+# -- JSON --------------------------------------------------------------------------------------
+
+_ZERO_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _long_number(text: str) -> bool:
+    """Whether 19 digits come in a row (a byte table beats a regex here)."""
+    return b"0" * 19 in text.encode("utf-8", "surrogatepass").translate(_ZERO_DIGITS)
+
+
+def _loads(text: str) -> object:
+    """`json.loads`, by orjson where orjson takes the text. What orjson refuses (NaN, lone
+    surrogates, deep nesting, bad JSON) goes to `json`, and so does a text with a number of 19
+    digits or more (orjson reads an integer past 64 bits as a float), so what is accepted, the
+    values, and each error's message stay json's."""
+    if not _long_number(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+def _json_items(text: str, where: str) -> list[object]:
+    try:
+        document = _loads(text)
+    except json.JSONDecodeError as error:
+        raise FeedError(f"{where}{error.lineno}: not valid JSON ({error.msg})", []) from None
+    except RecursionError:
+        raise FeedError("not valid JSON: arrays or objects nested too deeply", []) from None
+    except ValueError:  # Python's own limit on the digits of an integer it reads
+        limit = sys.get_int_max_str_digits()
+        raise FeedError(f"not valid JSON: a number has more than {limit} digits", []) from None
+    return document if isinstance(document, list) else [document]
+
+
+def _json_table(items: list[object]) -> _Table:
+    """The objects of a JSON array as columns; an item that is no object is a refused row."""
+    numbers: Sequence[int] = range(1, len(items) + 1)
+    refused: list[tuple[int, str]] = []
+    if set(map(type, items)) != {dict}:
+        objects = [isinstance(item, dict) for item in items]
+        pairs = list(zip(numbers, objects, strict=True))
+        refused = [(n, "a row must be a JSON object") for n, ok in pairs if not ok]
+        numbers = [n for n, ok in pairs if ok]
+        items = [item for item, ok in zip(items, objects, strict=True) if ok]
+    rows = cast("list[dict[str, object]]", items)
+    if rows:
+        keys = rows[0].keys()
+        known = [name for name in keys if name in _KNOWN]
+        if set(map(len, rows)) == {len(keys)}:  # every row with the first one's keys?
+            try:
+                if len(known) < len(keys):
+                    deque(map(itemgetter(*keys), rows), maxlen=0)
+                fields = {name: list(map(itemgetter(name), rows)) for name in known}
+                return _Table(numbers, fields, refused=refused)
+            except KeyError:
+                pass
+    names = frozenset(set().union(*rows) & _KNOWN)
+    fields = {name: list(map(methodcaller("get", name, _ABSENT), rows)) for name in names}
+    return _Table(numbers, fields, names, refused)
+
+
+# -- the batch ---------------------------------------------------------------------------------
+
+
+def _bucket_rows(
+    rows: _Table, times: _TimeParser, row: type[_Row]
+) -> tuple[_Rows[_Row], list[tuple[int, str]]]:
+    """Count or code rows as their buckets, or the bad rows' reasons."""
+    stamps = rows.either("timestamp", "time")
+    counts, bad_count = _checked(rows.either("count", "f0_"), _count, _counts, distinct=False)
+    minutes, bad_time = _checked(stamps, times.minute, times.minutes)
+    if row is AuthCodeRow:
+        keys, bad_key = _checked(rows.get("auth_code"), _auth_code)
+        order = (keys, counts, minutes)
+    else:
+        keys, bad_key = _checked(rows.get("status"), _status)
+        order = (counts, minutes, keys)
+    if bad_count or bad_time or bad_key:
+        return _Rows(row, [], [], []), _reasons(rows.numbers, stamps, *order)
+    if _repeats(minutes, keys):
+        # A bucket sent twice: its last count, in the place of its first.
+        return _Rows.of(row, dict(zip(zip(minutes, keys, strict=True), counts, strict=True))), []
+    return _Rows(row, minutes, keys, counts), []
+
+
+def _repeats(minutes: list[int], keys: list[str]) -> bool:
+    """Whether some (minute, key) bucket comes more than once."""
+    numbers = {key: number for number, key in enumerate(set(keys))}
+    if len(numbers) > 60:
+        return len(set(zip(minutes, keys, strict=True))) < len(keys)
+    # Minutes are multiples of 60, so minute + the key's number (below 60) names the bucket:
+    # one int a row, where pairs would be ten thousand more objects for the collector.
+    return len(set(map(add, minutes, map(numbers.__getitem__, keys)))) < len(keys)
+
+
+def _event_rows(
+    rows: _Table, times: _TimeParser
+) -> tuple[dict[str, EventRow], list[tuple[int, str]]]:
+    """Event rows by id, the first good row of each; and the bad rows' reasons."""
+    stamps = rows.either("timestamp", "time")
+    ids, _ = _checked(rows.get("id"), _event_id, distinct=False)
+    minutes, _ = _checked(stamps, times.minute, times.minutes)
+    statuses, _ = _checked(rows.get("status"), _status)
+    amounts, _ = _checked(rows.get("amount"), _amount, distinct=False)
+    merchants, _ = _checked(rows.get("merchant_id"), _merchant_id)
+    events: dict[str, EventRow] = {}
+    problems = []
+    for number, stamp, event_id, *values in zip(
+        rows.numbers, stamps, ids, minutes, statuses, amounts, merchants, strict=True
+    ):
+        if stamp is None or type(event_id) is _Bad:
+            problems.append((number, _NO_TIME if stamp is None else event_id.reason))
+        elif event_id not in events:
+            bad = next((v for v in values if type(v) is _Bad), None)
+            if bad is not None:
+                problems.append((number, bad.reason))
+            else:
+                events[event_id] = EventRow(event_id, *values)
+    return events, problems
+
+
+def _batch(table: _Table, times: _TimeParser, where: str) -> FeedBatch:
+    counts: Sequence[CountRow] = ()
+    codes: Sequence[AuthCodeRow] = ()
+    events: dict[str, EventRow] = {}
+    problems = list(table.refused)
+    for kind, rows in _kinds(table):
+        if kind == "event":
+            events, found = _event_rows(rows, times)
+        elif kind == "code":
+            codes, found = _bucket_rows(rows, times, AuthCodeRow)
+        else:
+            counts, found = _bucket_rows(rows, times, CountRow)
+        problems.extend(found)
+    if problems:
+        problems.sort()
+        first_row, first_reason = problems[0]
+        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+        raise FeedError(f"{where}{first_row}: {first_reason}{more}", problems)
+    return FeedBatch(counts=counts, auth_codes=codes, events=tuple(events.values()))
+
+
+# -- the surface -------------------------------------------------------------------------------
+
+
+def parse_csv(text: str, *, default_date: date, tz: tzinfo, where: str = "row ") -> FeedBatch:
+    """Rows of a CSV feed (header first); row numbers are file line numbers."""
+    return _batch(_csv_table(text, where), _TimeParser(default_date, tz), where)
+
+
+def parse_json(text: str, *, default_date: date, tz: tzinfo, where: str = "row ") -> FeedBatch:
+    """A JSON object or array of objects; row numbers count array items from 1."""
+    return _batch(_json_table(_json_items(text, where)), _TimeParser(default_date, tz), where)
+
+
+def load_file(path: Path, *, default_date: date, tz: tzinfo) -> FeedBatch:
+    """A transaction file (CSV or JSON by content); errors read `path:line: reason`."""
+    where = f"{path}:"
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise FeedError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise FeedError(f"{path}: cannot be read ({error})") from None
+    stripped = text.lstrip()
+    if stripped.startswith(("[", "{")):
+        return parse_json(text, default_date=default_date, tz=tz, where=where)
+    return parse_csv(text, default_date=default_date, tz=tz, where=where)
