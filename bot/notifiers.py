@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 
+from bot.answer import Chat
 from bot.console import ConsoleChat
 from bot.delivery import Permanent, Transient
 from skills.core import Reply
@@ -19,11 +21,30 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class TelegramNotifier:
+class _AdapterNotifier(ABC):
+    """Posts and edits through a chat adapter, its errors sorted by the platform's `_guard`."""
+
+    def __init__(self, adapter: Chat) -> None:
+        self._adapter = adapter
+
+    @abstractmethod
+    async def _guard(self, call: Callable[[], Awaitable[T]]) -> T: ...
+
+    async def post(self, target: str, reply: Reply) -> str:
+        ids = await self._guard(lambda: self._adapter.send(target, reply))
+        return ids[0]
+
+    async def edit(self, target: str, ref: str, reply: Reply) -> None:
+        await self._guard(lambda: self._adapter.edit(target, ref, reply))
+
+
+class TelegramNotifier(_AdapterNotifier):
     """Posts with the adapter's rendering; resolutions reply under the first message."""
 
+    _adapter: TelegramAdapter
+
     def __init__(self, adapter: TelegramAdapter) -> None:
-        self._adapter = adapter
+        super().__init__(adapter)
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter
@@ -38,13 +59,6 @@ class TelegramNotifier:
             raise Permanent(f"telegram refused: {error}") from error
         except NetworkError as error:  # includes TimedOut and 5xx answers
             raise Transient(f"telegram: {error}") from error
-
-    async def post(self, target: str, reply: Reply) -> str:
-        ids = await self._guard(lambda: self._adapter.send(target, reply))
-        return ids[0]
-
-    async def edit(self, target: str, ref: str, reply: Reply) -> None:
-        await self._guard(lambda: self._adapter.edit(target, ref, reply))
 
     async def thread(self, target: str, ref: str, reply: Reply) -> str:
         from telegram import ReplyParameters
@@ -64,11 +78,13 @@ class TelegramNotifier:
         return str(sent.message_id)
 
 
-class SlackNotifier:
+class SlackNotifier(_AdapterNotifier):
     """Posts to a channel; resolutions go in the first message's thread."""
 
+    _adapter: SlackAdapter
+
     def __init__(self, adapter: SlackAdapter) -> None:
-        self._adapter = adapter
+        super().__init__(adapter)
 
     async def _guard(self, call: Callable[[], Awaitable[T]]) -> T:
         from slack_sdk.errors import SlackApiError
@@ -86,13 +102,6 @@ class SlackNotifier:
             raise Permanent(f"slack refused: {error.response.get('error')}") from error
         except (aiohttp.ClientError, TimeoutError) as error:
             raise Transient(f"slack: {type(error).__name__}") from error
-
-    async def post(self, target: str, reply: Reply) -> str:
-        ids = await self._guard(lambda: self._adapter.send(target, reply))
-        return ids[0]
-
-    async def edit(self, target: str, ref: str, reply: Reply) -> None:
-        await self._guard(lambda: self._adapter.edit(target, ref, reply))
 
     async def thread(self, target: str, ref: str, reply: Reply) -> str:
         from bot.slack import render_blocks

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bot.answer import Answer
 from bot.render import pack, split_long
 from skills.core import Button, Image, Invocation, ProgressSink, Reply
 
@@ -309,20 +310,10 @@ class SlackAdapter:
         )
 
     async def _run(self, inv: Invocation, respond: Respond | None) -> None:
-        progress_ids: list[str] = []  # every message the progress reply takes, in order
-
-        async def show(progress: Reply) -> None:
-            if progress_ids:
-                progress_ids[:] = await self.edit(inv.chat_id, progress_ids, progress)
-            else:
-                progress_ids.extend(await self.send(inv.chat_id, progress))
-
-        reply = await self._handle(inv, ProgressSink(show))
+        answer = Answer(self, inv.chat_id)
+        reply = await self._handle(inv, answer.sink)
         try:
-            if progress_ids and reply.image is None:
-                await self.edit(inv.chat_id, progress_ids, reply)
-            else:
-                await self.send(inv.chat_id, reply)
+            await answer.give(reply)
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
             if error in _UNDELIVERABLE and respond is not None:

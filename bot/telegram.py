@@ -29,6 +29,7 @@ from telegram.ext import Application, CallbackQueryHandler, ContextTypes, Messag
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.answer import Answer
 from bot.render import pack, split_long, utf16_len
 from skills.core import Button, Invocation, ProgressSink, Reply
 from skills.registry import menu
@@ -387,20 +388,9 @@ class TelegramAdapter:
         log.error("telegram: update failed", exc_info=context.error)
 
     async def _run(self, inv: Invocation) -> None:
-        progress_ids: list[str] = []  # every message the progress reply takes, in order
-
-        async def show(progress: Reply) -> None:
-            if progress_ids:
-                progress_ids[:] = await self.edit(inv.chat_id, progress_ids, progress)
-            else:
-                progress_ids.extend(await self.send(inv.chat_id, progress))
-
+        answer = Answer(self, inv.chat_id)
         try:
-            reply = await self._handle(inv, ProgressSink(show))
-            if progress_ids and reply.image is None:
-                await self.edit(inv.chat_id, progress_ids, reply)
-            else:
-                await self.send(inv.chat_id, reply)
+            await answer.give(await self._handle(inv, answer.sink))
         except (NetworkError, Forbidden) as exc:
             log.warning("telegram: could not answer %s: %s", inv.actor, exc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -250,15 +250,7 @@ class _Parser:
             if not isinstance(default, str):
                 raise self.fail(f"{where}.default", "must be text (quote it)")
             self.checked(spec, default, f"{where}.default")
-        return ParamSpec(
-            name=name,
-            pattern=pattern,
-            choices=choices,
-            default=default,
-            allow_dash=allow_dash,
-            max_length=max_length,
-            description=description,
-        )
+        return replace(spec, default=default)
 
     def checked(self, spec: ParamSpec, value: str, where: str) -> None:
         try:

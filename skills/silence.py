@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from skills.core import Invocation, Reply, Section, SkillContext, SkillError
+from skills.core import AlertSource, Invocation, Reply, Section, SkillContext, SkillError
 from skills.formatting import clock
 from skills.incident import incident_number
 from skills.notices import title_of
@@ -70,6 +70,31 @@ def common_labels(alerts: list[AlertRecord]) -> dict[str, str]:
     return shared
 
 
+async def _create_silence(
+    ctx: SkillContext,
+    alertmanager: AlertSource,
+    labels: dict[str, str],
+    now: datetime,
+    until: datetime,
+    actor: str,
+    comment: str,
+) -> str:
+    """An Alertmanager silence matching `labels` exactly; its id, or a polite refusal."""
+    matchers = [
+        {"name": k, "value": v, "isRegex": False, "isEqual": True}
+        for k, v in sorted(labels.items())
+    ]
+    try:
+        return await alertmanager.create_silence(matchers, now, until, actor, comment)
+    except Exception as error:
+        raise SkillError(
+            ctx.tr(
+                f"O Alertmanager recusou o silêncio: {error}",
+                f"Alertmanager refused the silence: {error}",
+            )
+        ) from error
+
+
 async def _silence_incident(
     ctx: SkillContext, inv: Invocation, number: int, until: datetime, comment: str
 ) -> Reply:
@@ -93,22 +118,11 @@ async def _silence_incident(
     made: list[str] = []
     if ctx.alertmanager is not None:
         for same in by_name.values():
-            labels = common_labels(same)
-            matchers = [
-                {"name": k, "value": v, "isRegex": False, "isEqual": True}
-                for k, v in sorted(labels.items())
-            ]
-            try:
-                made.append(
-                    await ctx.alertmanager.create_silence(matchers, now, until, inv.actor, comment)
+            made.append(
+                await _create_silence(
+                    ctx, ctx.alertmanager, common_labels(same), now, until, inv.actor, comment
                 )
-            except Exception as error:
-                raise SkillError(
-                    ctx.tr(
-                        f"O Alertmanager recusou o silêncio: {error}",
-                        f"Alertmanager refused the silence: {error}",
-                    )
-                ) from error
+            )
     kinds = await ctx.call(ctx.store.finding_kinds, number)
     for kind, metric in kinds:
         await ctx.call(ctx.store.mute, kind, metric, until, now)
@@ -164,20 +178,10 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
         )
     by_name = target.lower() == alert.alertname.lower()
     labels = {"alertname": alert.alertname} if by_name else alert.labels
-    matchers = [
-        {"name": k, "value": v, "isRegex": False, "isEqual": True}
-        for k, v in sorted(labels.items())
-    ]
     comment = words[2] if len(words) > 2 else f"nightshift: {inv.actor}"
-    try:
-        silence_id = await ctx.alertmanager.create_silence(matchers, now, until, inv.actor, comment)
-    except Exception as error:
-        raise SkillError(
-            ctx.tr(
-                f"O Alertmanager recusou o silêncio: {error}",
-                f"Alertmanager refused the silence: {error}",
-            )
-        ) from error
+    silence_id = await _create_silence(
+        ctx, ctx.alertmanager, labels, now, until, inv.actor, comment
+    )
     await ctx.call(
         ctx.store.record_audit,
         inv.actor,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, or_, select, update
 
 from storage import schema
 from storage.database import Database
@@ -80,6 +80,18 @@ def bump(conn: Connection, incidents: Sequence[int], now: datetime) -> None:
     conn.execute(update(c).where(c.c.id.in_(rolled)).values(wanted=c.c.wanted + 1))
 
 
+def _due_at(destination: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The cards of `destination` with something to show now and no live lease on them."""
+    c = schema.cards
+    return (
+        c.c.destination == destination,
+        c.c.wanted > c.c.shown,
+        c.c.state == "active",
+        c.c.not_before <= now,
+        or_(c.c.claimed_until.is_(None), c.c.claimed_until < now),
+    )
+
+
 def claim(
     conn: Connection, destination: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Due]:
@@ -95,13 +107,7 @@ def claim(
             c.c.resolved_told,
             c.c.attempts,
         )
-        .where(
-            c.c.destination == destination,
-            c.c.wanted > c.c.shown,
-            c.c.state == "active",
-            c.c.not_before <= now,
-            or_(c.c.claimed_until.is_(None), c.c.claimed_until < now),
-        )
+        .where(*_due_at(destination, now))
         .order_by(c.c.message_ref.is_not(None), c.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -262,17 +268,7 @@ def destinations(conn: Connection, incident: int) -> list[str]:
 def anything_due(conn: Connection, destination: str, now: datetime) -> bool:
     """Whether a due card or a due outbox delivery waits at the destination."""
     c, d = schema.cards, schema.deliveries
-    card = (
-        select(c.c.id)
-        .where(
-            c.c.destination == destination,
-            c.c.wanted > c.c.shown,
-            c.c.state == "active",
-            c.c.not_before <= now,
-            or_(c.c.claimed_until.is_(None), c.c.claimed_until < now),
-        )
-        .limit(1)
-    )
+    card = select(c.c.id).where(*_due_at(destination, now)).limit(1)
     delivery = (
         select(d.c.id)
         .where(
