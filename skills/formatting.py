@@ -62,3 +62,8 @@ SEVERITY_ICON = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 
 def severity_icon(severity: str) -> str:
     return SEVERITY_ICON.get(severity.lower(), "⚪")
+
+
+def criticos(n: int) -> str:
+    """`1 crítico`, `2 críticos`: how many of them are critical, in Portuguese."""
+    return f"{n} crítico" if n == 1 else f"{n} críticos"

@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timedelta
 
 from skills.core import Invocation, Reply, Section, SkillContext, SkillError, normalize
-from skills.formatting import clock
+from skills.formatting import clock, criticos
 from skills.notices import (
     Impact,
     care_lines,
@@ -14,6 +14,7 @@ from skills.notices import (
     headline,
     incident_card,
     incident_line,
+    member_name,
     state_line,
 )
 from storage.records import SEVERITY_RANK, IncidentView, TimelineEntry
@@ -61,7 +62,8 @@ async def _one(ctx: SkillContext, number: int, *, with_timeline: bool = False) -
 
 def _event_line(ctx: SkillContext, entry: TimelineEntry) -> str:
     d = entry.detail
-    name, count, n = d.get("name", ""), d.get("count", 1), d.get("n", "?")
+    name = member_name(str(d.get("name", "")), ctx.lang)
+    count, n = d.get("count", 1), d.get("n", "?")
     targets = d.get("to")
     to = ", ".join(map(str, targets)) if isinstance(targets, list) else ""
     until = str(d.get("until", ""))
@@ -147,7 +149,7 @@ async def listing(ctx: SkillContext, *, open_only: bool = True) -> Reply:
         lines.append(ctx.tr(f"… e mais {more}", f"… and {more} more"))
     return Reply(
         title=ctx.tr(
-            f"🔥 Incidentes abertos: {len(views)} ({critical} críticos)",
+            f"🔥 Incidentes abertos: {len(views)} ({criticos(critical)})",
             f"🔥 Open incidents: {len(views)} ({critical} critical)",
         ),
         sections=(
@@ -246,7 +248,10 @@ async def judge_false(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     now = ctx.clock.now()
     await ctx.call(ctx.store.judge_false, number, inv.actor, now, FALSE_MUTE)
     await ctx.call(ctx.store.record_audit, inv.actor, "incident.false", {"id": number}, "ok", now)
-    kinds = ", ".join(sorted({g.name for g in view.members if g.kind == "finding"}))
+    kinds = ", ".join(
+        f"{member_name(name, ctx.lang)} (`{name}`)"
+        for name in sorted({g.name for g in view.members if g.kind == "finding"})
+    )
     return Reply(
         title=ctx.tr(
             f"⚪ Incidente #{number} ({headline(view, ctx.lang)}) marcado como falso alarme.",

@@ -67,6 +67,12 @@ def finding_title(name: str, lang: str) -> str:
     return _tr(lang, pt, en).format(m=shown)
 
 
+def member_name(name: str, lang: str) -> str:
+    """A member's name as read: a finding's `kind:metric` in words, an alert's name as it is."""
+    kind, _, metric = name.partition(":")
+    return finding_title(name, lang) if kind in _FINDINGS and metric else name
+
+
 def group_line(group: MemberGroup, lang: str) -> str:
     """One line per alert name or finding: `🚨 BarsLong: 80 alertas em pay-0…pay-79`."""
     if group.kind == "finding":
@@ -382,6 +388,7 @@ __all__ = [
     "finding_title",
     "incident_card",
     "incident_line",
+    "member_name",
     "reply_from_body",
     "resolution_note",
     "rollup_card",

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from skills.baseline import Window, recent
 from skills.core import Invocation, Reply, Section, SkillContext
-from skills.formatting import ago, duration, number, percent, severity_icon
+from skills.formatting import ago, criticos, duration, number, percent, severity_icon
 from skills.incident import worst_first
 from skills.notices import headline, title_of
 from storage.records import AlertRecord, IncidentRecord, IncidentView
@@ -131,7 +131,7 @@ def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     critical = sum(1 for v in open_ones if v.incident.severity == "critical")
     lines = [
         ctx.tr(
-            f"🔥 Incidentes abertos: {len(open_ones)} ({critical} críticos); "
+            f"🔥 Incidentes abertos: {len(open_ones)} ({criticos(critical)}); "
             f"{snap.incidents_last_hour} na última hora",
             f"🔥 Open incidents: {len(open_ones)} ({critical} critical); "
             f"{snap.incidents_last_hour} in the last hour",

@@ -119,12 +119,24 @@ async def test_one_incident_with_its_members_and_timeline(core: Core, clock: Fix
     assert "Incidente #9 não existe" in await ask(core, "incidente 9")
 
 
+async def test_a_finding_on_the_timeline_is_named_in_words(core: Core, clock: FixedClock) -> None:
+    fire(core, ["a1"], "PaymentsApiLatencyHigh", service="payments-api")
+    correlate(core)
+    clock.advance(minutes=2)
+    surge(core)
+    correlate(core)
+    text = await ask(core, "incidente 1")
+    assert "novo sintoma: pico de denied" in text.split("Linha do tempo")[1]
+    assert "surge:denied_rate" not in text
+    assert (await ask(core, "incidentes")).startswith("ok: 🔥 Incidentes abertos: 1 (1 crítico)")
+
+
 async def test_false_alarm_by_command_and_by_button(core: Core, clock: FixedClock) -> None:
     surge(core)
     correlate(core)
     text = await ask(core, "falso 1")
     assert text.startswith("ok: ⚪ Incidente #1 (pico de denied) marcado como falso alarme.")
-    assert "surge:denied_rate silenciado por 1 h" in text
+    assert "pico de denied (`surge:denied_rate`) silenciado por 1 h" in text
     assert "já está encerrado" in await ask(core, "falso 1")
     fire(core, ["x"], "NotFromTheDetector")
     correlate(core)
