@@ -35,7 +35,6 @@ async def client(secured: Core) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: an extra column collapses the bucket")
 async def test_two_acquirers_of_one_minute_make_107(
     client: httpx.AsyncClient, secured: Core
 ) -> None:

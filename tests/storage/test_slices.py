@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-import pytest
-
 from storage.parsing import parse_csv
 from storage.store import Store
 
@@ -22,7 +20,6 @@ def _parse(text: str) -> object:
     return parse_csv(text, default_date=DAY, tz=UTC)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: an extra column collapses the bucket")
 def test_an_extra_column_is_a_dimension_not_a_collapsed_bucket(store: Store) -> None:
     store.ingest(parse_csv(TWO_ACQUIRERS, default_date=DAY, tz=UTC))
     assert store.totals_by_status(SINCE, UNTIL) == {"approved": 107}
