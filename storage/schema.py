@@ -81,6 +81,48 @@ events = Table(
     Index("ix_events_minute", "minute"),
 )
 
+# Slices (schema version 4). A dimension's values, each with its own slice: per dimension at most
+# NIGHTSHIFT_SLICE_TOP of them, admitted as they first come (see `storage/slices.py`), and the
+# value `other` for all the rest.
+slice_values = Table(
+    "slice_values",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dimension", String(32), nullable=False),
+    Column("value", String(128), nullable=False),
+    UniqueConstraint("dimension", "value", name="uq_slice_value"),
+)
+
+# Each combo ever counted: its extra columns' values (`key`, canonical JSON) and the slice_values
+# ids its counts go to (`slice`, comma-separated), fixed when it first comes.
+slice_combos = Table(
+    "slice_combos",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False),
+    Column("slice", Text, nullable=False),
+    UniqueConstraint("key", name="uq_slice_combo"),
+)
+
+
+def _per_minute(name: str, key: str) -> Table:
+    """A (minute, status, `key`) -> count table, its rows in key order on SQLite."""
+    return Table(
+        name,
+        metadata,
+        Column("minute", BigInteger, primary_key=True),
+        Column("status", String(32), primary_key=True),
+        Column(key, Integer, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+
+
+# What a combo counted in a minute, as last sent: what a re-sent row is compared with.
+combo_counts = _per_minute("combo_counts", "combo_id")
+# The marginals: per (minute, status, slice value), the sum of the combos that hold that value.
+slice_counts = _per_minute("slice_counts", "value_id")
+
 # Widths of what a webhook names (the intake refuses longer values with a 422 naming them;
 # PostgreSQL would refuse them at write time, SQLite would not).
 ALERTNAME_WIDTH, SEVERITY_WIDTH, RECEIVER_WIDTH = 256, 32, 256
@@ -139,6 +181,8 @@ anomalies = Table(
     Column("resolved", Boolean, nullable=False),
     # Version 3: approvals the episode cost so far (expected minus observed, summed per minute).
     Column("approvals_lost", Float, nullable=False, server_default="0"),
+    # Version 4: the slice a finding is about, a JSON object {dimension: value}; NULL: the total.
+    Column("slice", Text, nullable=True),
     Index("ix_anomalies_start", "start"),
 )
 
