@@ -59,6 +59,7 @@ from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack, cast, overload
 import orjson
 import pandas as pd
 
+from storage.dimensions import DIMENSION_NAME, MAX_DIMENSIONS
 from storage.errors import FeedError
 
 __all__ = [
@@ -81,9 +82,7 @@ __all__ = [
 MAX_TEXT = 128
 MAX_STATUS = 32
 MAX_COUNT = 10**12
-MAX_DIMENSIONS = 8  # extra columns kept as dimensions, per feed
 UNKNOWN = "unknown"  # the value of a dimension a row leaves empty
-DIMENSION_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _HOUR_MINUTE = re.compile(r"^\s*(\d{1,2})h\s*(\d{1,2})\s*$")
 _STATUS = re.compile(r"^[a-z0-9_\-]+$")
 _AUTH_CODE = re.compile(r"^[A-Za-z0-9]{1,4}$")

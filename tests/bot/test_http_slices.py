@@ -41,3 +41,50 @@ async def test_two_acquirers_of_one_minute_make_107(
     answer = await client.post("/transactions", content=HEAD + CIELO + STONE, headers=CSV)
     assert answer.status_code == 200, answer.text
     assert secured.store.totals_by_status(*EVERYTHING) == {"approved": 107}
+
+
+async def test_one_minute_in_two_posts_and_a_resend_still_make_107(
+    client: httpx.AsyncClient, secured: Core
+) -> None:
+    for part in (CIELO, STONE, CIELO + STONE):
+        answer = await client.post("/transactions", content=HEAD + part, headers=CSV)
+        assert answer.status_code == 200, answer.text
+    assert secured.store.totals_by_status(*EVERYTHING) == {"approved": 107}
+    frame = secured.store.slice_frame(*EVERYTHING)
+    assert sorted(zip(frame["value"], frame["count"], strict=True)) == [
+        ("cielo", 100),
+        ("stone", 7),
+    ]
+
+
+async def test_a_bad_dimension_is_422_naming_it_and_nothing_is_stored(
+    client: httpx.AsyncClient, secured: Core
+) -> None:
+    rows = [
+        {
+            "timestamp": "2025-07-14T03:00:00Z",
+            "status": "approved",
+            "acquirer": "cielo",
+            "count": 1,
+        },
+        {"timestamp": "2025-07-14T03:00:00Z", "status": "approved", "acquirer": [1], "count": 1},
+    ]
+    answer = await client.post("/transactions", json=rows, headers=AUTH)
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"row": 2, "reason": "acquirer must be text"}]
+    bad_name = [{"timestamp": "2025-07-14T03:00:00Z", "status": "a", "Card Brand": "x", "count": 1}]
+    answer = await client.post("/transactions", json=bad_name, headers=AUTH)
+    assert answer.status_code == 422
+    assert "'Card Brand' is not a dimension name" in answer.json()["errors"][0]["reason"]
+    assert secured.store.totals_by_status(*EVERYTHING) == {}
+
+
+async def test_the_dimensions_setting_reaches_the_intake(store: Store, clock: FixedClock) -> None:
+    core = build_core(Settings(dimensions=(), slice_top=1), clock, store)
+    app = App(core, console=False).asgi()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://nightshift") as c:
+        answer = await c.post("/transactions", content=HEAD + CIELO + STONE, headers=CSV)
+    assert answer.status_code == 200, answer.text
+    assert store.totals_by_status(*EVERYTHING) == {"approved": 107}
+    assert store.slice_frame(*EVERYTHING).empty
