@@ -99,15 +99,10 @@ def _v3_incidents(op: Operations) -> None:
 
 
 def _v4_slices(op: Operations) -> None:
-    """Version 4: slices. Dimension values, combos and their counts, the marginals per slice
-    value; a finding names its slice."""
+    """Version 4: slices. Dimension values, combos' counts, the marginals per slice value; a
+    finding names its slice."""
     bind = op.get_bind()
-    for table in (
-        schema.slice_values,
-        schema.slice_combos,
-        schema.combo_counts,
-        schema.slice_counts,
-    ):
+    for table in (schema.slice_values, schema.combo_counts, schema.slice_counts):
         table.create(bind)
     op.add_column(schema.anomalies.name, Column("slice", Text, nullable=True))
 

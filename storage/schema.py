@@ -81,27 +81,17 @@ events = Table(
     Index("ix_events_minute", "minute"),
 )
 
-# Slices (schema version 4). A dimension's values, each with its own slice: per dimension at most
-# NIGHTSHIFT_SLICE_TOP of them, admitted as they first come (see `storage/slices.py`), and the
-# value `other` for all the rest.
+# Slices (schema version 4). Every dimension value seen: at most NIGHTSHIFT_SLICE_TOP of a
+# dimension are `admitted` to a slice of their own, the rest count in the dimension's `other`
+# row (see `storage/slices.py`). A value's row is written when it first comes, and never changes.
 slice_values = Table(
     "slice_values",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dimension", String(32), nullable=False),
     Column("value", String(128), nullable=False),
+    Column("admitted", Boolean, nullable=False),
     UniqueConstraint("dimension", "value", name="uq_slice_value"),
-)
-
-# Each combo ever counted: its extra columns' values (`key`, canonical JSON) and the slice_values
-# ids its counts go to (`slice`, comma-separated), fixed when it first comes.
-slice_combos = Table(
-    "slice_combos",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", Text, nullable=False),
-    Column("slice", Text, nullable=False),
-    UniqueConstraint("key", name="uq_slice_combo"),
 )
 
 
@@ -112,14 +102,15 @@ def _per_minute(name: str, key: str) -> Table:
         metadata,
         Column("minute", BigInteger, primary_key=True),
         Column("status", String(32), primary_key=True),
-        Column(key, Integer, primary_key=True),
+        Column(key, BigInteger, primary_key=True),
         Column("count", BigInteger, nullable=False),
         sqlite_with_rowid=False,
     )
 
 
-# What a combo counted in a minute, as last sent: what a re-sent row is compared with.
-combo_counts = _per_minute("combo_counts", "combo_id")
+# What a combo counted in a minute, as last sent: what a re-sent row is compared with. A combo
+# is named by a 64-bit hash of its extra columns' values (`storage/slices.py`).
+combo_counts = _per_minute("combo_counts", "combo")
 # The marginals: per (minute, status, slice value), the sum of the combos that hold that value.
 slice_counts = _per_minute("slice_counts", "value_id")
 

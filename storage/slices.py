@@ -1,25 +1,26 @@
 """Slices: dimensioned counts stored idempotently as combos, totals and marginals, and read back.
 
 A count row with extra columns counts one combo (its extra columns' values) of a (minute,
-status). The store keeps each combo's last count (`combo_counts`); a row that changes it adds
-the difference (new - old) to the (minute, status) total in `counts` and to each of the combo's
-slices in `slice_counts` (the marginals: per minute, status, dimension and value, the sum of the
-combos holding that value). So a re-sent row changes nothing, and the rows of one minute sent
-in two requests count as if sent in one. An event row with a new id adds 1 to its slices, as it
-adds 1 to its total (`storage/dialects`); events keep no combo.
+status). The store keeps each combo's last count (`combo_counts`, the combo named by a 64-bit
+hash of its values); a row that changes it adds the difference (new - old) to the (minute,
+status) total in `counts` and to each of the combo's slices in `slice_counts` (the marginals:
+per minute, status and slice value, the sum of the combos holding that value). So a re-sent row
+changes nothing, and the rows of one minute sent in two requests count as if sent in one. An
+event row with a new id adds 1 to its slices, as it adds 1 to its total (`storage/dialects`);
+events keep no combo.
 
 A minute may get both: a plain count row (no extra columns) sets the total as it always has, and
 dimensioned rows then add their differences to whatever the total holds; the marginals count
 dimensioned rows only.
 
 Cardinality: per dimension at most `top` values (NIGHTSHIFT_SLICE_TOP) get a slice of their
-own, in `slice_values`. A value is admitted when it first comes while its dimension has fewer
-than `top`, the values new in one batch ranked by their volume in it (most first, then by name);
-once admitted it stays. A value that comes when the dimension is full counts as `other`, and
-stays `other` even if it later outgrows admitted ones: a slice's history never changes meaning.
-The slices a combo counts in are fixed when the combo first comes (`slice_combos`), so raising
-`top` later admits new values from then on and never moves a combo's counts. Writers change
-slices one at a time (`Dialect.lock_slices`).
+own. Every value is written to `slice_values` when it first comes, admitted while its dimension
+has fewer than `top` admitted values (the values new in one batch ranked by their volume in it,
+most first, then by name), else counted in the dimension's `other`; that choice never changes.
+So a newcomer that later outgrows an admitted value stays in `other`, raising `top` admits only
+values not seen before, and a combo's counts always go to the slices its earlier counts went
+to, which keeps the differences right. Writers change slices one at a time
+(`Dialect.lock_slices`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from hashlib import blake2b
 from typing import Any
 
 import numpy as np
@@ -36,61 +38,74 @@ from sqlalchemy import Connection, Select, func, insert, select
 from storage import schema
 from storage.database import Database
 from storage.dialects import Dialect
+from storage.dialects.port import IN_LIST
 from storage.parsing import FeedBatch
 from storage.records import SliceDimension
 
 OTHER = "other"  # the slice of a dimension's values past its top
 
-Bucket = tuple[int, str]  # (minute, status)
+Volumes = Mapping[tuple[str, str], int]  # transactions per (dimension, value) in a batch
 
 
 class _Values:
-    """The slice values of some dimensions: ids by (dimension, value), and admission."""
+    """The slice each value of a batch counts in, its own or its dimension's `other`; values
+    new to the store are admitted (or not) as they are read."""
 
-    def __init__(self, conn: Connection, dimensions: Sequence[str]) -> None:
-        v = schema.slice_values
-        rows = conn.execute(
-            select(v.c.id, v.c.dimension, v.c.value).where(v.c.dimension.in_(dimensions))
-        )
-        self.ids = {(str(d), str(value)): int(i) for i, d, value in rows}
+    def __init__(self, conn: Connection, volumes: Volumes, top: int) -> None:
         self.conn = conn
+        self.slice: dict[tuple[str, str], int] = {}
+        by_dimension: dict[str, list[str]] = defaultdict(list)
+        for dimension, value in volumes:
+            by_dimension[dimension].append(value)
+        new: list[dict[str, Any]] = []
+        for dimension, values in by_dimension.items():
+            held = self._read(dimension, values)
+            unseen = sorted(
+                (v for v in values if (dimension, v) not in self.slice),
+                key=lambda v, d=dimension: (-volumes[(d, v)], v),  # type: ignore[misc]
+            )
+            left_out = False
+            for value in unseen:  # `other` itself is always admitted: it is the other slice
+                admitted = value == OTHER or held < top
+                held += admitted and value != OTHER
+                left_out = left_out or not admitted
+                new.append({"dimension": dimension, "value": value, "admitted": admitted})
+            if left_out and (dimension, OTHER) not in self.slice and OTHER not in unseen:
+                new.append({"dimension": dimension, "value": OTHER, "admitted": True})
+        if new:
+            conn.execute(insert(schema.slice_values), new)
+            for dimension in {row["dimension"] for row in new}:
+                self._read(
+                    dimension, [row["value"] for row in new if row["dimension"] == dimension]
+                )
 
-    def admit(self, volumes: Mapping[tuple[str, str], int], top: int) -> None:
-        """Admit the new values (with their volumes), most first, while each dimension has
-        room; a dimension with a value left out gets its `other`."""
-        held: dict[str, int] = defaultdict(int)
-        for dimension, value in self.ids:
-            if value != OTHER:
-                held[dimension] += 1
-        new = sorted(
-            ((d, value, n) for (d, value), n in volumes.items() if (d, value) not in self.ids),
-            key=lambda item: (item[0], -item[2], item[1]),
+    def _read(self, dimension: str, values: Sequence[str]) -> int:
+        """The slices of these values of a dimension (and of its `other`), as stored; how many
+        values the dimension has admitted."""
+        v = schema.slice_values
+        found: dict[str, tuple[int, bool]] = {}
+        for at in range(0, len(values), IN_LIST):
+            wanted = [*values[at : at + IN_LIST], OTHER]
+            query = select(v.c.value, v.c.id, v.c.admitted).where(
+                v.c.dimension == dimension, v.c.value.in_(wanted)
+            )
+            found.update(
+                (str(value), (int(i), bool(a))) for value, i, a in self.conn.execute(query)
+            )
+        other = found.get(OTHER)
+        for value, (i, admitted) in found.items():
+            if admitted:
+                self.slice[(dimension, value)] = i
+            elif other is not None:
+                self.slice[(dimension, value)] = other[0]
+        held = select(func.count()).where(
+            v.c.dimension == dimension, v.c.admitted.is_(True), v.c.value != OTHER
         )
-        wanted: list[dict[str, str]] = []
-        others = {d for d, value in self.ids if value == OTHER}
-        for dimension, value, _ in new:
-            if held[dimension] < top and value != OTHER:
-                held[dimension] += 1
-                wanted.append({"dimension": dimension, "value": value})
-            elif dimension not in others:
-                others.add(dimension)
-                wanted.append({"dimension": dimension, "value": OTHER})
-        if wanted:
-            self.conn.execute(insert(schema.slice_values), wanted)
-            v = schema.slice_values
-            names = {w["dimension"] for w in wanted}
-            for i, d, value in self.conn.execute(
-                select(v.c.id, v.c.dimension, v.c.value).where(v.c.dimension.in_(names))
-            ):
-                self.ids[(str(d), str(value))] = int(i)
+        return int(self.conn.execute(held).scalar_one())
 
-    def slice_of(self, dimensions: Sequence[str], values: Sequence[str]) -> tuple[int, ...]:
+    def slices_of(self, dimensions: Sequence[str], values: Sequence[str]) -> tuple[int, ...]:
         """The slice value ids a combo of these values counts in."""
-        ids = self.ids
-        return tuple(
-            ids.get((d, value)) or ids[(d, OTHER)]
-            for d, value in zip(dimensions, values, strict=True)
-        )
+        return tuple(self.slice[(d, v)] for d, v in zip(dimensions, values, strict=True))
 
 
 def _volumes(
@@ -101,6 +116,11 @@ def _volumes(
         for dimension, value in zip(dimensions, values, strict=True):
             volumes[(dimension, value)] += count
     return volumes
+
+
+def combo_hash(combo: str) -> int:
+    """A combo's name in `combo_counts`: 64 bits of BLAKE2b of its key, signed."""
+    return int.from_bytes(blake2b(combo.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def store_slices(
@@ -115,64 +135,41 @@ def store_slices(
     if not batch.slices and not events:
         return
     dialect.lock_slices(conn)
-    values = _Values(conn, dimensions)
-    combos = _combos(conn, dialect, batch)
-    new = [r for r in batch.slices if r.combo not in combos]
-    volumes = _volumes(dimensions, [(r.values, r.count) for r in new])
-    for key, n in _volumes(dimensions, [(e.values, 1) for e in events]).items():
-        volumes[key] += n
-    values.admit(volumes, top)
-    if new:
-        slices = {r.combo: values.slice_of(dimensions, r.values) for r in new}
-        keys = list(slices)
-        rows = [{"key": k, "slice": ",".join(map(str, slices[k]))} for k in keys]
-        ids = dialect.insert_returning_ids(conn, schema.slice_combos, rows)
-        combos.update(zip(keys, zip(ids, (slices[k] for k in keys), strict=True), strict=True))
-    totals: dict[Bucket, int] = defaultdict(int)
+    rows = [(r.values, r.count) for r in batch.slices] + [(e.values, 1) for e in events]
+    values = _Values(conn, _volumes(dimensions, rows), top)
+    slices: dict[tuple[str, ...], tuple[int, ...]] = {}
+    totals: dict[tuple[int, str], int] = defaultdict(int)
     marginals: dict[tuple[int, str, int], int] = defaultdict(int)
     if batch.slices:
         old = _combo_counts(conn, dialect, {r.minute for r in batch.slices})
         changed = []
-        for minute, status, combo, _, count in batch.slices:
-            combo_id, slice_ids = combos[combo]
-            delta = count - old.get((minute, status, combo_id), 0)
+        for minute, status, combo, combo_values, count in batch.slices:
+            named = combo_hash(combo)
+            delta = count - old.get((minute, status, named), 0)
             if delta:
-                changed.append((minute, status, combo_id, count))
+                changed.append((minute, status, named, count))
                 totals[(minute, status)] += delta
-                for value_id in slice_ids:
+                ids = slices.get(combo_values)
+                if ids is None:
+                    ids = slices[combo_values] = values.slices_of(dimensions, combo_values)
+                for value_id in ids:
                     marginals[(minute, status, value_id)] += delta
         dialect.set_buckets(conn, schema.combo_counts, changed)
     for event in events:
-        for value_id in values.slice_of(dimensions, event.values):
+        for value_id in values.slices_of(dimensions, event.values):
             marginals[(event.minute, event.status, value_id)] += 1
     dialect.add_buckets(conn, schema.counts, [(*k, n) for k, n in totals.items() if n])
     dialect.add_buckets(conn, schema.slice_counts, [(*k, n) for k, n in marginals.items() if n])
-
-
-def _combos(
-    conn: Connection, dialect: Dialect, batch: FeedBatch
-) -> dict[str, tuple[int, tuple[int, ...]]]:
-    """The batch's combos already known: id and slice value ids, by key."""
-    keys = list({r.combo for r in batch.slices})
-    queries = dialect.select_in(schema.slice_combos, ("key", "id", "slice"), "key", keys)
-    return {
-        str(key): (int(i), tuple(int(v) for v in str(ids).split(",") if v))
-        for rows in dialect.fetch(conn, *queries)
-        for key, i, ids in rows
-    }
 
 
 def _combo_counts(
     conn: Connection, dialect: Dialect, minutes: Iterable[int]
 ) -> dict[tuple[int, str, int], int]:
     """The counts stored for the combos of these minutes."""
-    table, columns = schema.combo_counts, ("minute", "status", "combo_id", "count")
+    table, columns = schema.combo_counts, ("minute", "status", "combo", "count")
     queries = dialect.select_in(table, columns, "minute", sorted(minutes))
-    return {
-        (int(m), str(s), int(c)): int(n)
-        for rows in dialect.fetch(conn, *queries)
-        for m, s, c, n in rows
-    }
+    found = dialect.fetch(conn, *queries)
+    return {(int(m), str(s), int(c)): int(n) for rows in found for m, s, c, n in rows}
 
 
 def _epoch(when: datetime) -> int:
@@ -215,8 +212,8 @@ class Slices(Database):
         return mine[["minute", "status", "count"]].reset_index(drop=True)
 
     def dimensions(self, since: datetime, until: datetime) -> tuple[SliceDimension, ...]:
-        """Every dimension with its slice values and their transactions in [since, until),
-        most first (values with none then, last); dimensions by name."""
+        """Every dimension with its slice values (admitted ones and `other`) and their
+        transactions in [since, until), most first (values with none then, last); by name."""
         c, v = schema.slice_counts, schema.slice_values
         volume = self._window(
             select(c.c.value_id, func.sum(c.c["count"]).label("n")).group_by(c.c.value_id),
@@ -224,8 +221,10 @@ class Slices(Database):
             until,
             join=False,
         ).subquery()
-        query = select(v.c.dimension, v.c.value, func.coalesce(volume.c.n, 0)).outerjoin(
-            volume, volume.c.value_id == v.c.id
+        query = (
+            select(v.c.dimension, v.c.value, func.coalesce(volume.c.n, 0))
+            .outerjoin(volume, volume.c.value_id == v.c.id)
+            .where(v.c.admitted.is_(True))
         )
         found: dict[str, list[tuple[str, int]]] = defaultdict(list)
         with self._read() as conn:

@@ -173,7 +173,7 @@ def test_a_version_3_database_is_upgraded_to_slices(database_url: str) -> None:
     fresh.close()
     engine = create_engine(database_url)  # undo version 4: what a version 3 database is
     with engine.begin() as conn:
-        for table in ("slice_counts", "combo_counts", "slice_combos", "slice_values"):
+        for table in ("slice_counts", "combo_counts", "slice_values"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("ALTER TABLE anomalies DROP COLUMN slice"))
         conn.execute(text("DELETE FROM schema_version"))
