@@ -130,8 +130,10 @@ def main() -> None:
     total = parsing + storing
     print(f"parse + store.ingest:      {n / total:>10,.0f} rows/s  ratio {raw / total:.2f}")
     print(f"re-sending one batch of {len(parts[0])} rows: {resend * 1000:.0f} ms")
-    print(f"SQLite file: {size:,} bytes; {size / args.days:,.0f} per day; 90 days ≈ "
-          f"{size / args.days * 90 / 1e9:.2f} GB")
+    print(
+        f"SQLite file: {size:,} bytes; {size / args.days:,.0f} per day; 90 days ≈ "
+        f"{size / args.days * 90 / 1e9:.2f} GB"
+    )
     for name, pages in list(tables.items())[:8]:
         print(f"  {name:<32} {pages / args.days * 90 / 1e9:.2f} GB for 90 days")
 

@@ -103,19 +103,50 @@ class _Values:
         )
         return int(self.conn.execute(held).scalar_one())
 
-    def slices_of(self, dimensions: Sequence[str], values: Sequence[str]) -> tuple[int, ...]:
-        """The slice value ids a combo of these values counts in."""
-        return tuple(self.slice[(d, v)] for d, v in zip(dimensions, values, strict=True))
+    def ids(self, dimension: str, values: Sequence[str]) -> pd.Series[int]:
+        """The slice value id each of these values of a dimension counts in."""
+        wanted = {v: i for (d, v), i in self.slice.items() if d == dimension}
+        return pd.Series(values, dtype="object").map(wanted).astype("int64")
 
 
-def _volumes(
-    dimensions: Sequence[str], rows: Iterable[tuple[Sequence[str], int]]
-) -> dict[tuple[str, str], int]:
-    volumes: dict[tuple[str, str], int] = defaultdict(int)
-    for values, count in rows:
-        for dimension, value in zip(dimensions, values, strict=True):
-            volumes[(dimension, value)] += count
-    return volumes
+class _Rows:
+    """Dimensioned rows as columns: minute, status, each kept dimension's values, and what
+    each adds (`count`)."""
+
+    def __init__(
+        self,
+        minutes: Sequence[int],
+        statuses: Sequence[str],
+        values: Sequence[tuple[str, ...]],
+        counts: Sequence[int],
+        dimensions: Sequence[str],
+    ) -> None:
+        self.frame = pd.DataFrame(
+            {"minute": np.asarray(minutes, np.int64), "status": statuses, "count": counts}
+        )
+        columns = list(zip(*values, strict=True)) if dimensions and values else []
+        self.columns: dict[str, Sequence[str]] = dict(zip(dimensions, columns, strict=False))
+
+    def volumes(self) -> dict[tuple[str, str], int]:
+        """Transactions per (dimension, value)."""
+        counts = pd.Series(self.frame["count"].to_numpy())
+        volumes: dict[tuple[str, str], int] = {}
+        for dimension, column in self.columns.items():
+            sums = counts.groupby(np.asarray(column, dtype="object")).sum()
+            volumes.update(((dimension, str(v)), int(n)) for v, n in sums.items())
+        return volumes
+
+    def keep(self, rows: np.ndarray, counts: np.ndarray) -> None:
+        """Only these rows, each adding its entry of `counts` instead."""
+        self.frame = self.frame.assign(count=counts).iloc[rows]
+        self.columns = {d: [c[i] for i in rows] for d, c in self.columns.items()}
+
+    def marginals(self, values: _Values) -> list[pd.DataFrame]:
+        """The rows once per dimension, with the slice value id each adds its count to."""
+        return [
+            self.frame.assign(value_id=values.ids(d, column).to_numpy())
+            for d, column in self.columns.items()
+        ]
 
 
 def combo_hash(combo: str) -> int:
@@ -135,31 +166,68 @@ def store_slices(
     if not batch.slices and not events:
         return
     dialect.lock_slices(conn)
-    rows = [(r.values, r.count) for r in batch.slices] + [(e.values, 1) for e in events]
-    values = _Values(conn, _volumes(dimensions, rows), top)
-    slices: dict[tuple[str, ...], tuple[int, ...]] = {}
-    totals: dict[tuple[int, str], int] = defaultdict(int)
-    marginals: dict[tuple[int, str, int], int] = defaultdict(int)
+    combos = _Rows([], [], [], [], dimensions)
+    volumes: dict[tuple[str, str], int] = {}
     if batch.slices:
-        old = _combo_counts(conn, dialect, {r.minute for r in batch.slices})
-        changed = []
-        for minute, status, combo, combo_values, count in batch.slices:
-            named = combo_hash(combo)
-            delta = count - old.get((minute, status, named), 0)
-            if delta:
-                changed.append((minute, status, named, count))
-                totals[(minute, status)] += delta
-                ids = slices.get(combo_values)
-                if ids is None:
-                    ids = slices[combo_values] = values.slices_of(dimensions, combo_values)
-                for value_id in ids:
-                    marginals[(minute, status, value_id)] += delta
+        minutes, statuses, keys, values, counts = zip(*batch.slices, strict=True)
+        named = list(map(combo_hash, keys))
+        old = _combo_counts(conn, dialect, set(minutes))
+        was = [old.get(k, 0) for k in zip(minutes, statuses, named, strict=True)]
+        deltas = np.subtract(counts, was)
+        moved = np.flatnonzero(deltas)
+        changed = [(minutes[i], statuses[i], named[i], counts[i]) for i in moved]
         dialect.set_buckets(conn, schema.combo_counts, changed)
-    for event in events:
-        for value_id in values.slices_of(dimensions, event.values):
-            marginals[(event.minute, event.status, value_id)] += 1
-    dialect.add_buckets(conn, schema.counts, [(*k, n) for k, n in totals.items() if n])
-    dialect.add_buckets(conn, schema.slice_counts, [(*k, n) for k, n in marginals.items() if n])
+        combos = _Rows(minutes, statuses, values, counts, dimensions)
+        volumes = combos.volumes()  # the values' volumes in the batch, before differences
+        combos.keep(moved, deltas)
+        dialect.add_buckets(conn, schema.counts, _sums([combos.frame], ["minute", "status"]))
+    added = _Rows(
+        [e.minute for e in events],
+        [e.status for e in events],
+        [e.values for e in events],
+        [1] * len(events),
+        dimensions,
+    )
+    for key, n in added.volumes().items():
+        volumes[key] = volumes.get(key, 0) + n
+    slices = _Values(conn, volumes, top)
+    marginals = combos.marginals(slices) + added.marginals(slices)
+    dialect.add_buckets(conn, schema.slice_counts, _sums(marginals, MARGINAL))
+
+
+MARGINAL = ["minute", "status", "value_id"]
+
+
+def _sums(frames: Sequence[pd.DataFrame], keys: list[str]) -> list[tuple[Any, ...]]:
+    """(key..., sum of `count`) of each key the frames hold with a non-zero sum, as plain
+    Python values. The keys (minute, status and maybe value_id) are packed into one int64 a
+    row and summed by numpy: pandas' group-by over an object column took most of an ingest."""
+    frame = pd.concat(frames) if frames else pd.DataFrame()
+    if frame.empty:
+        return []
+    codes, statuses = pd.factorize(frame["status"])
+    minutes = frame["minute"].to_numpy(np.int64) // 60
+    packed = minutes * len(statuses) + codes
+    width = 1
+    if "value_id" in keys:
+        ids = frame["value_id"].to_numpy(np.int64)
+        width = int(ids.max()) + 1
+        packed = packed * width + ids
+    if int(minutes.max() + 1) * len(statuses) * width >= 2**62:  # not one int64: pandas sums
+        sums = frame.groupby(keys, sort=False, as_index=False)["count"].sum()
+        sums = sums[sums["count"] != 0]
+        return list(zip(*(sums[c].tolist() for c in [*keys, "count"]), strict=True))
+    unique, inverse = np.unique(packed, return_inverse=True)
+    totals = np.zeros(len(unique), np.int64)
+    np.add.at(totals, inverse, frame["count"].to_numpy(np.int64))
+    kept = totals != 0
+    unique, totals = unique[kept], totals[kept]
+    rest, value_ids = np.divmod(unique, width)
+    minute, code = np.divmod(rest, len(statuses))
+    columns = [(minute * 60).tolist(), [statuses[c] for c in code.tolist()]]
+    if "value_id" in keys:
+        columns.append(value_ids.tolist())
+    return list(zip(*columns, totals.tolist(), strict=True))
 
 
 def _combo_counts(
