@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bot.errors import CliError
-from storage.parsing import FeedBatch
+from storage.parsing import FeedBatch, combo_columns
 
 
 def _minutes(batch: FeedBatch) -> dict[int, list[dict[str, object]]]:
@@ -20,7 +20,7 @@ def _minutes(batch: FeedBatch) -> dict[int, list[dict[str, object]]]:
         rows[r.minute].append({"timestamp": stamp, "status": r.status, "count": r.count})
     for s in batch.slices:  # each combo with its extra columns, as the file had them
         stamp = datetime.fromtimestamp(s.minute, UTC).isoformat()
-        combo = {"timestamp": stamp, "status": s.status, **json.loads(s.combo), "count": s.count}
+        combo = {"timestamp": stamp, "status": s.status, **combo_columns(s.combo), "count": s.count}
         rows[s.minute].append(combo)
     for a in batch.auth_codes:
         stamp = datetime.fromtimestamp(a.minute, UTC).isoformat()

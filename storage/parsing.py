@@ -74,6 +74,7 @@ __all__ = [
     "FeedError",
     "Reading",
     "SliceRow",
+    "combo_columns",
     "load_file",
     "parse_csv",
     "parse_json",
@@ -110,10 +111,20 @@ class AuthCodeRow(NamedTuple):
     count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose
 
 
+COMBO_NAMES, COMBO_START, COMBO_VALUES = "\x1f", "\x1e", "\x1f"
+
+
+def combo_columns(combo: str) -> dict[str, str]:
+    """A combo key's extra columns and values: the key is the names, then the values, each
+    list joined by US (\\x1f), the two by RS (\\x1e); no name or value holds either."""
+    names, _, values = combo.partition(COMBO_START)
+    return dict(zip(names.split(COMBO_NAMES), values.split(COMBO_VALUES), strict=True))
+
+
 class SliceRow(NamedTuple):
-    """One combo of a minute and status: `combo` names all its extra columns' values (the
-    identity the store keeps), `values` the kept dimensions' ones, in `FeedBatch.dimensions`
-    order."""
+    """One combo of a minute and status: `combo` is the key of all its extra columns' values
+    (the identity the store keeps, `combo_columns`), `values` the kept dimensions' ones, in
+    `FeedBatch.dimensions` order."""
 
     minute: int
     status: str
@@ -720,9 +731,9 @@ def _identity(raw: object) -> str:
     """A dropped extra column's value, as far as telling combos apart goes (never refused)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return UNKNOWN
-    if isinstance(raw, str):
-        return raw.strip()
-    return json.dumps(raw, sort_keys=True, default=str)
+    text = raw.strip() if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+    # A combo's key separates values with control characters: a value keeps none of its own.
+    return json.dumps(text) if any(ord(c) < 32 for c in text) else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -752,12 +763,9 @@ class _Extras:
         return list(zip(*kept, strict=True)) if kept else [()] * len(columns[0])
 
     def combos(self, columns: Sequence[Sequence[str]]) -> list[str]:
-        """Each row's combo: its extra columns' values as one canonical JSON object."""
-        names = self.names
-        return [
-            orjson.dumps(dict(zip(names, row, strict=True))).decode()
-            for row in zip(*columns, strict=True)
-        ]
+        """Each row's combo key (`combo_key`)."""
+        prefix = COMBO_NAMES.join(map(_identity, self.names)) + COMBO_START
+        return list(map(prefix.__add__, map(COMBO_VALUES.join, zip(*columns, strict=True))))
 
 
 def _bucket_rows(
@@ -811,7 +819,8 @@ def _combos(
         buckets[(minute, key)] = buckets.get((minute, key), 0) + count
     if row is AuthCodeRow:
         return _Rows.of(row, buckets), []
-    slices = [SliceRow(m, k, c, v, n) for (m, k, c), (v, n) in last.items()]
+    rows = ((m, k, c, v, n) for (m, k, c), (v, n) in last.items())
+    slices = list(map(tuple.__new__, repeat(SliceRow), rows))  # made in C, as _Rows does
     return _Rows.of(row, buckets), slices
 
 

@@ -224,7 +224,7 @@ def _sums(frames: Sequence[pd.DataFrame], keys: list[str]) -> list[tuple[Any, ..
     unique, totals = unique[kept], totals[kept]
     rest, value_ids = np.divmod(unique, width)
     minute, code = np.divmod(rest, len(statuses))
-    columns = [(minute * 60).tolist(), [statuses[c] for c in code.tolist()]]
+    columns = [(minute * 60).tolist(), np.asarray(statuses, dtype=object)[code].tolist()]
     if "value_id" in keys:
         columns.append(value_ids.tolist())
     return list(zip(*columns, totals.tolist(), strict=True))

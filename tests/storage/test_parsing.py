@@ -100,9 +100,7 @@ class _Model:
         return tuple(_extra_value(row.get(name), name) for name in self.extras)
 
     def _combo(self, values: tuple[str, ...]) -> str:
-        return json.dumps(
-            dict(zip(self.extras, values, strict=True)), separators=(",", ":"), ensure_ascii=False
-        )
+        return "\x1f".join(self.extras) + "\x1e" + "\x1f".join(values)
 
     def add(self, number: int, row: Mapping[str, object]) -> None:
         try:
