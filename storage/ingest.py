@@ -48,7 +48,7 @@ class Ingest(Database):
                     progress(len(batch.events))
             store_slices(conn, self._dialect, batch, new_events, slice_top)
             if progress is not None and batch.slices:
-                progress(len(batch.counts))
+                progress(len(batch.slices))
         return IngestResult(accepted=len(batch), new_events=len(new_events))
 
     def delete_counts_before(self, before: datetime) -> int:

@@ -214,7 +214,9 @@ class FeedBatch:
     slices: Sequence[SliceRow] = ()
 
     def __len__(self) -> int:
-        return len(self.counts) + len(self.auth_codes) + len(self.events)
+        """Rows kept: count rows (each combo, when dimensioned), code rows, events."""
+        counts = len(self.slices) or len(self.counts)
+        return counts + len(self.auth_codes) + len(self.events)
 
     def count_tuples(self) -> list[tuple[int, str, int]]:
         """Count rows as plain (minute, status, count) tuples: what the store sends."""
