@@ -6,8 +6,10 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
+import pytest
 from sqlalchemy import create_engine, text
 
+from storage.errors import FeedError
 from storage.migrations import HEAD
 from storage.parsing import FeedBatch, parse_csv, parse_json
 from storage.records import AnomalyRecord, SliceDimension
@@ -189,3 +191,24 @@ def test_a_version_3_database_is_upgraded_to_slices(database_url: str) -> None:
         assert isinstance(upgraded.slice_frame(SINCE, UNTIL), pd.DataFrame)
     finally:
         upgraded.close()
+
+
+def test_code_rows_sum_their_extra_columns_away() -> None:
+    batch = _csv(
+        "timestamp,auth_code,acquirer,count\n"
+        "2025-07-14T03:00:00Z,51,cielo,4\n"
+        "2025-07-14T03:00:00Z,51,stone,2\n"
+    )
+    assert batch.auth_code_tuples() == [(int(T0.timestamp()), "51", 6)]
+    assert not batch.slices
+
+
+def test_a_bad_dimension_name_in_a_header_is_row_1() -> None:
+    with pytest.raises(FeedError) as error:
+        _csv("timestamp,status,9lives,count\n2025-07-14T03:00:00Z,approved,x,1\n")
+    assert error.value.problems == (
+        (1, "column '9lives' is not a dimension name ([a-z][a-z0-9_]{0,31})"),
+    )
+    assert _csv(
+        "timestamp,status,9lives,count\n2025-07-14T03:00:00Z,approved,x,1\n", dimensions=()
+    ).count_tuples() == [(int(T0.timestamp()), "approved", 1)]
