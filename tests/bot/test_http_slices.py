@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -88,3 +89,22 @@ async def test_the_dimensions_setting_reaches_the_intake(store: Store, clock: Fi
     assert answer.status_code == 200, answer.text
     assert store.totals_by_status(*EVERYTHING) == {"approved": 107}
     assert store.slice_frame(*EVERYTHING).empty
+
+
+def test_replay_sends_each_combo_with_its_columns() -> None:
+    from datetime import date
+
+    from bot.replay import _minutes
+    from storage.parsing import parse_csv, parse_json
+
+    text = "timestamp,status,acquirer,note,count\n" + "".join(
+        f"2025-07-14T03:00:00Z,approved,{a},{n},{c}\n"
+        for a, n, c in (("cielo", "x", 100), ("stone", "x", 4), ("stone", "y", 3))
+    )
+    batch = parse_csv(text, default_date=date(2025, 7, 14), tz=UTC, dimensions=("acquirer",))
+    [rows] = _minutes(batch).values()
+    again = parse_json(
+        json.dumps(rows), default_date=date(2025, 7, 14), tz=UTC, dimensions=("acquirer",)
+    )
+    assert again.count_tuples() == batch.count_tuples() == [(1752462000, "approved", 107)]
+    assert again.slices_frame().equals(batch.slices_frame())
