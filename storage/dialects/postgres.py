@@ -151,6 +151,24 @@ class PostgreSQL(Dialect):
 
     # -- the feed -------------------------------------------------------------------------------
 
+    def _upsert(
+        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
+    ) -> None:
+        """All the buckets in one statement, their rows one JSON parameter: psycopg binds a
+        multi-row VALUES value by value in Python, six values a slice's row."""
+        if not rows:
+            return
+        *keys, count = (str(c.name) for c in table.columns)  # orjson takes no str subclass
+        columns = [*keys, count]
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = (
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table)} "  # noqa: S608
+            f"ON CONFLICT ({', '.join(keys)}) "
+            f'DO UPDATE SET "{count}" = {new.format(table=table.name, count=count)}'
+        )
+        objects = [dict(zip(columns, row, strict=True)) for row in rows]
+        conn.exec_driver_sql(sql, (orjson.dumps(objects).decode(),))
+
     def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
         """The events COPYed into a temporary table (emptied at commit), then merged in one
         statement, as race-free as an insert: a concurrent writer of the same id waits, then
