@@ -340,6 +340,8 @@ class App:
             token=settings.webhook_token.value if settings.webhook_token else None,
             tz=settings.timezone,
             max_body=settings.max_body_bytes,
+            dimensions=settings.dimensions,
+            slice_top=settings.slice_top,
             on_alerts=self.on_alerts,
             adapter_states=self.core.states,
         )

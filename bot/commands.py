@@ -102,7 +102,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     for name in args.paths:
         path = Path(name)
         try:
-            batches.append((path, load_file(path, default_date=day, tz=settings.timezone)))
+            batch = load_file(
+                path, default_date=day, tz=settings.timezone, dimensions=settings.dimensions
+            )
+            batches.append((path, batch))
         except FeedError as error:
             raise CliError(f"{error} (nothing was stored)") from None
     core = _core(args)
@@ -114,7 +117,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ) as bar:
             for path, batch in batches:
                 bar.set_description(path.name)
-                result = core.store.ingest(batch, progress=bar.update)
+                result = core.store.ingest(batch, progress=bar.update, slice_top=settings.slice_top)
                 print(f"{path}: {result.accepted} rows stored", file=sys.stderr)
     except StorageError as error:
         raise CliError(f"NIGHTSHIFT_DATABASE_URL: {error}") from None
@@ -134,7 +137,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     path = Path(args.path)
     try:
-        batch = load_file(path, default_date=args.date or _today(settings), tz=settings.timezone)
+        batch = load_file(
+            path,
+            default_date=args.date or _today(settings),
+            tz=settings.timezone,
+            dimensions=settings.dimensions,
+        )
     except FeedError as error:
         raise CliError(str(error)) from None
     url = args.url or f"http://{settings.host}:{settings.port}/transactions"

@@ -124,6 +124,8 @@ class Intake:
     token: str | None
     tz: Any
     max_body: int
+    dimensions: Sequence[str] | None = None  # NIGHTSHIFT_DIMENSIONS (None: every extra column)
+    slice_top: int = 20  # NIGHTSHIFT_SLICE_TOP
     on_alerts: Callable[[list[AlertChange]], Awaitable[None]] | None = None
     on_ingest: Callable[[int], Awaitable[None]] | None = None
     adapter_states: Callable[[], Sequence[tuple[str, str]]] = tuple
@@ -194,8 +196,11 @@ def routes(intake: Intake) -> list[Route]:
 
         def parse_and_store() -> IngestResult:
             # Tens of ms for 10k rows: off the event loop, in one trip to a worker thread.
-            batch = parse(body.decode("utf-8-sig"), default_date=today, tz=intake.tz)
-            return intake.store.ingest(batch) if len(batch) else IngestResult(0, 0)
+            text = body.decode("utf-8-sig")
+            batch = parse(text, default_date=today, tz=intake.tz, dimensions=intake.dimensions)
+            if not len(batch):
+                return IngestResult(0, 0)
+            return intake.store.ingest(batch, slice_top=intake.slice_top)
 
         try:
             result = await asyncio.to_thread(parse_and_store)

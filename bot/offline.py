@@ -67,7 +67,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             status = "sales"
         else:
             kind = "transactions"
-            batch = load_file(path, default_date=day, tz=tz)
+            dimensions = args.settings.dimensions  # NIGHTSHIFT_DIMENSIONS
+            batch = load_file(path, default_date=day, tz=tz, dimensions=dimensions)
             counts = batch.counts_frame()
             if counts.empty:
                 raise CliError(f"{path}: no count rows (time,status,count) to analyze")

@@ -10,28 +10,32 @@ from datetime import UTC, datetime
 import httpx
 
 from bot.errors import CliError
-from storage.parsing import FeedBatch
+from storage.parsing import FeedBatch, combo_columns
 
 
 def _minutes(batch: FeedBatch) -> dict[int, list[dict[str, object]]]:
     rows: dict[int, list[dict[str, object]]] = defaultdict(list)
-    for r in batch.counts:
+    for r in () if batch.slices else batch.counts:
         stamp = datetime.fromtimestamp(r.minute, UTC).isoformat()
         rows[r.minute].append({"timestamp": stamp, "status": r.status, "count": r.count})
+    for s in batch.slices:  # each combo with its extra columns, as the file had them
+        stamp = datetime.fromtimestamp(s.minute, UTC).isoformat()
+        combo = {"timestamp": stamp, "status": s.status, **combo_columns(s.combo), "count": s.count}
+        rows[s.minute].append(combo)
     for a in batch.auth_codes:
         stamp = datetime.fromtimestamp(a.minute, UTC).isoformat()
         rows[a.minute].append({"timestamp": stamp, "auth_code": a.auth_code, "count": a.count})
     for e in batch.events:
         stamp = datetime.fromtimestamp(e.minute, UTC).isoformat()
-        rows[e.minute].append(
-            {
-                "id": e.id,
-                "timestamp": stamp,
-                "status": e.status,
-                "amount": e.amount,
-                "merchant_id": e.merchant_id,
-            }
-        )
+        event: dict[str, object] = dict(zip(batch.dimensions, e.values, strict=True))
+        event |= {
+            "id": e.id,
+            "timestamp": stamp,
+            "status": e.status,
+            "amount": e.amount,
+            "merchant_id": e.merchant_id,
+        }
+        rows[e.minute].append(event)
     return rows
 
 

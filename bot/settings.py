@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.routing import Route, RouteError, parse_destinations, parse_routes
+from storage.dimensions import DIMENSION_NAME, MAX_DIMENSIONS
 
 
 class SettingsError(ValueError):
@@ -77,6 +78,8 @@ class Settings:
     correlation_labels: tuple[str, ...] = ("service", "job")
     correlation_window: timedelta = timedelta(minutes=15)
     feed_service: str = "payments"
+    dimensions: tuple[str, ...] | None = None  # feed columns kept as dimensions; None: all
+    slice_top: int = 20  # slice values kept per dimension, the rest count as `other`
 
     @property
     def on_loopback(self) -> bool:
@@ -157,6 +160,8 @@ _NAMES = {
     "correlation_labels": "NIGHTSHIFT_CORRELATION_LABELS",
     "correlation_window": "NIGHTSHIFT_CORRELATION_WINDOW",
     "feed_service": "NIGHTSHIFT_FEED_SERVICE",
+    "dimensions": "NIGHTSHIFT_DIMENSIONS",
+    "slice_top": "NIGHTSHIFT_SLICE_TOP",
 }
 VARIABLES = tuple(_NAMES.values())
 _SECRETS = {
@@ -181,6 +186,19 @@ def _int(var: str, raw: str, low: int, high: int) -> int:
 
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _dimensions(var: str, raw: str) -> tuple[str, ...]:
+    """Feed column names kept as dimensions; `none` keeps none (every extra column summed)."""
+    if raw.strip().lower() == "none":
+        return ()
+    names = tuple(name.lower() for name in _list(raw))
+    for name in names:
+        if not DIMENSION_NAME.fullmatch(name):
+            raise SettingsError(f"{var}: {name!r} is not a column name ([a-z][a-z0-9_]{{0,31}})")
+    if len(names) > MAX_DIMENSIONS:
+        raise SettingsError(f"{var}: {len(names)} dimensions, at most {MAX_DIMENSIONS}")
+    return names
 
 
 def _actors(var: str, raw: str) -> tuple[str, ...]:
@@ -337,6 +355,10 @@ def load_settings(
                 if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", label):
                     raise SettingsError(f"{var}: {label!r} is not a label name")
             values[attr] = labels
+        elif attr == "dimensions":
+            values[attr] = _dimensions(var, value)
+        elif attr == "slice_top":
+            values[attr] = _int(var, value, 1, 1000)
         elif attr == "database_url":
             if "://" not in value:
                 raise SettingsError(

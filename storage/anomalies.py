@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import insert, or_, select
@@ -32,6 +33,9 @@ class Anomalies(Database):
             "explanation_en": record.explanation_en,
             "resolved": record.resolved,
             "approvals_lost": record.approvals_lost,
+            "slice": None
+            if record.slice is None
+            else json.dumps(dict(sorted(record.slice.items()))),
         }
         n = schema.anomalies
         status = "resolved" if record.resolved else "firing"

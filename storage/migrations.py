@@ -21,6 +21,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    Text,
     func,
     insert,
     inspect,
@@ -97,9 +98,18 @@ def _v3_incidents(op: Operations) -> None:
     )
 
 
+def _v4_slices(op: Operations) -> None:
+    """Version 4: slices. Dimension values, combos' counts, the marginals per slice value; a
+    finding names its slice."""
+    bind = op.get_bind()
+    for table in (schema.slice_values, schema.combo_counts, schema.slice_counts):
+        table.create(bind)
+    op.add_column(schema.anomalies.name, Column("slice", Text, nullable=True))
+
+
 # Version N is reached by running MIGRATIONS[N - 2]; version 1 is the first released schema.
 # Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_v2_outbox, _v3_incidents)
+MIGRATIONS: tuple[Migration, ...] = (_v2_outbox, _v3_incidents, _v4_slices)
 
 HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL

@@ -13,14 +13,25 @@ share one feed:
   of an id is kept, later rows with that id are not read.
 
 A row with an `id` is an event row, else one with an `auth_code` a code row, else a count row.
-`timestamp` is read before `time` and `count` before `f0_`; other fields are ignored. A bad
-row's reason is the first check it fails, in this order (each check's messages are its own):
+`timestamp` is read before `time` and `count` before `f0_`.
+
+Every other field is an extra column: a dimension (`acquirer`, `brand`, ...; `merchant_id` of
+event rows is one too). A count row then counts one combination of its extra columns' values
+(a combo): a combo sent twice in a batch keeps its last count, and the (minute, status) total is
+the sum of its combos (`FeedBatch.slices`, `counts`). `dimensions` (NIGHTSHIFT_DIMENSIONS; None:
+all) names the extra columns kept as dimensions, the others are summed away (a combo is still
+told apart by them, so rows that differ only there add up). A kept dimension's name is
+`[a-z][a-z0-9_]{0,31}`, its value text or a whole number up to MAX_TEXT characters; an empty or
+missing value is the value `unknown` (a row is not refused for a gap, as `merchant_id` never
+was). Extra columns on authorization-code rows are summed away alike. A bad row's reason is the
+first check it fails, in this order (each check's messages are its own):
 
     every row    "timestamp is missing (or time)", when neither field has a value
     count rows   the count, the time, the status
     code rows    the code, the count, the time
     event rows   the id, then (a first row of that id) the time, the status, the amount,
                  the merchant_id
+    all rows     then each kept dimension, in name order
 
 How: the text is cut into columns, one list of values per field (CSV at its commas, or by
 `csv.reader` where quotes or a lone carriage return need it; JSON by `orjson` where it reads
@@ -36,7 +47,6 @@ import json
 import math
 import re
 import sys
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
@@ -44,22 +54,27 @@ from functools import partial
 from itertools import repeat
 from operator import add, attrgetter, itemgetter, methodcaller, mod, sub
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, cast, overload
+from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack, cast, overload
 
 import orjson
 import pandas as pd
 
+from storage.dimensions import DIMENSION_NAME, MAX_DIMENSIONS
 from storage.errors import FeedError
 
 __all__ = [
     "MAX_COUNT",
     "MAX_STATUS",
     "MAX_TEXT",
+    "UNKNOWN",
     "AuthCodeRow",
     "CountRow",
     "EventRow",
     "FeedBatch",
     "FeedError",
+    "Reading",
+    "SliceRow",
+    "combo_columns",
     "load_file",
     "parse_csv",
     "parse_json",
@@ -68,6 +83,7 @@ __all__ = [
 MAX_TEXT = 128
 MAX_STATUS = 32
 MAX_COUNT = 10**12
+UNKNOWN = "unknown"  # the value of a dimension a row leaves empty
 _HOUR_MINUTE = re.compile(r"^\s*(\d{1,2})h\s*(\d{1,2})\s*$")
 _STATUS = re.compile(r"^[a-z0-9_\-]+$")
 _AUTH_CODE = re.compile(r"^[A-Za-z0-9]{1,4}$")
@@ -92,6 +108,28 @@ class CountRow(NamedTuple):
 class AuthCodeRow(NamedTuple):
     minute: int
     auth_code: str
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose
+
+
+COMBO_NAMES, COMBO_START, COMBO_VALUES = "\x1f", "\x1e", "\x1f"
+
+
+def combo_columns(combo: str) -> dict[str, str]:
+    """A combo key's extra columns and values: the key is the names, then the values, each
+    list joined by US (\\x1f), the two by RS (\\x1e); no name or value holds either."""
+    names, _, values = combo.partition(COMBO_START)
+    return dict(zip(names.split(COMBO_NAMES), values.split(COMBO_VALUES), strict=True))
+
+
+class SliceRow(NamedTuple):
+    """One combo of a minute and status: `combo` is the key of all its extra columns' values
+    (the identity the store keeps, `combo_columns`), `values` the kept dimensions' ones, in
+    `FeedBatch.dimensions` order."""
+
+    minute: int
+    status: str
+    combo: str
+    values: tuple[str, ...]
     count: int  # type: ignore[assignment]  # the field shadows tuple.count, on purpose
 
 
@@ -160,18 +198,25 @@ class EventRow:
     status: str
     amount: float | None
     merchant_id: str | None
+    values: tuple[str, ...] = ()  # the kept dimensions', in `FeedBatch.dimensions` order
 
 
 @dataclass(frozen=True, slots=True)
 class FeedBatch:
-    """Validated rows, ready to store in one transaction."""
+    """Validated rows, ready to store in one transaction. With extra columns, `slices` holds
+    the count rows' combos and `counts` their totals per (minute, status); `dimensions` names
+    the kept dimensions, the order of each slice's and event's `values`."""
 
     counts: Sequence[CountRow] = ()
     auth_codes: Sequence[AuthCodeRow] = ()
     events: tuple[EventRow, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    slices: Sequence[SliceRow] = ()
 
     def __len__(self) -> int:
-        return len(self.counts) + len(self.auth_codes) + len(self.events)
+        """Rows kept: count rows (each combo, when dimensioned), code rows, events."""
+        counts = len(self.slices) or len(self.counts)
+        return counts + len(self.auth_codes) + len(self.events)
 
     def count_tuples(self) -> list[tuple[int, str, int]]:
         """Count rows as plain (minute, status, count) tuples: what the store sends."""
@@ -188,6 +233,23 @@ class FeedBatch:
     def auth_codes_frame(self) -> pd.DataFrame:
         """Authorization-code rows as a frame: `minute` (UTC), `auth_code`, `count`."""
         return _frame(self.auth_code_tuples(), "auth_code")
+
+    def slices_frame(self) -> pd.DataFrame:
+        """The count rows' marginals, long: `minute` (UTC, as `counts_frame`), `status`,
+        `dimension`, `value`, `count`, the sum of the batch's combos per (minute, status,
+        dimension, value); events are not in it."""
+        sums: dict[tuple[int, str, str, str], int] = {}
+        for minute, status, _, values, count in self.slices:
+            for dimension, value in zip(self.dimensions, values, strict=True):
+                key = (minute, status, dimension, value)
+                sums[key] = sums.get(key, 0) + count
+        frame = pd.DataFrame(
+            [(*key, count) for key, count in sums.items()],
+            columns=["minute", "status", "dimension", "value", "count"],
+        )
+        frame["minute"] = pd.to_datetime(frame["minute"].astype("int64"), unit="s", utc=True)
+        frame["count"] = frame["count"].astype("int64")
+        return frame
 
 
 def _tuples(rows: Sequence[CountRow] | Sequence[AuthCodeRow]) -> list[tuple[int, str, int]]:
@@ -441,9 +503,8 @@ class _Absent:
 
 
 _ABSENT = _Absent()
-_KNOWN = frozenset(
-    {"time", "timestamp", "status", "count", "f0_", "auth_code", "id", "amount", "merchant_id"}
-)
+# The fields that are no dimension; every other field is an extra column (merchant_id too).
+_CORE = frozenset({"time", "timestamp", "status", "count", "f0_", "auth_code", "id", "amount"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +516,7 @@ class _Table:
     fields: Mapping[str, Sequence[object]]
     gappy: frozenset[str] = frozenset()
     refused: Sequence[tuple[int, str]] = ()
+    header: bool = False  # a CSV's: a column's name is on row 1
 
     def get(self, name: str) -> Sequence[object]:
         """`row.get(name)` of every row."""
@@ -595,8 +657,9 @@ def _csv_columns(
     numbers: Sequence[int],
     refused: Sequence[tuple[int, str]] = (),
 ) -> _Table:
-    index = {name: i for i, name in enumerate(names) if name in _KNOWN}  # a repeated name: its last
-    return _Table(numbers, {name: columns[i] for name, i in index.items()}, refused=refused)
+    index = {name: i for i, name in enumerate(names)}  # a repeated name: its last
+    fields = {name: columns[i] for name, i in index.items()}
+    return _Table(numbers, fields, refused=refused, header=True)
 
 
 # -- JSON --------------------------------------------------------------------------------------
@@ -648,16 +711,13 @@ def _json_table(items: list[object]) -> _Table:
     rows = cast("list[dict[str, object]]", items)
     if rows:
         keys = rows[0].keys()
-        known = [name for name in keys if name in _KNOWN]
         if set(map(len, rows)) == {len(keys)}:  # every row with the first one's keys?
             try:
-                if len(known) < len(keys):
-                    deque(map(itemgetter(*keys), rows), maxlen=0)
-                fields = {name: list(map(itemgetter(name), rows)) for name in known}
+                fields = {name: list(map(itemgetter(name), rows)) for name in keys}
                 return _Table(numbers, fields, refused=refused)
             except KeyError:
                 pass
-    names = frozenset(set().union(*rows) & _KNOWN)
+    names = frozenset(set().union(*rows))
     fields = {name: list(map(methodcaller("get", name, _ABSENT), rows)) for name in names}
     return _Table(numbers, fields, names, refused)
 
@@ -665,25 +725,105 @@ def _json_table(items: list[object]) -> _Table:
 # -- the batch ---------------------------------------------------------------------------------
 
 
+def _dimension(raw: object, name: str) -> str:
+    return _text(raw, name, required=False) or UNKNOWN
+
+
+def _identity(raw: object) -> str:
+    """A dropped extra column's value, as far as telling combos apart goes (never refused)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return UNKNOWN
+    text = raw.strip() if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
+    # A combo's key separates values with control characters: a value keeps none of its own.
+    return json.dumps(text) if any(ord(c) < 32 for c in text) else text
+
+
+@dataclass(frozen=True, slots=True)
+class _Extras:
+    """The table's extra columns (sorted) and the ones kept as dimensions (sorted)."""
+
+    names: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+    def columns(self, rows: _Table) -> tuple[list[list[Any]], bool]:
+        """Each extra column's values by row (kept ones checked, `_Bad` where refused), and
+        whether any was refused."""
+        columns: list[list[Any]] = []
+        refused = False
+        for name in self.names:
+            if name in self.kept:
+                values, bad = _checked(rows.get(name), partial(_dimension, name=name))
+                refused = refused or bad
+            else:
+                values = list(map(_identity, rows.get(name)))
+            columns.append(values)
+        return columns, refused
+
+    def values(self, columns: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+        """The kept dimensions' values by row."""
+        kept = [c for name, c in zip(self.names, columns, strict=True) if name in self.kept]
+        return list(zip(*kept, strict=True)) if kept else [()] * len(columns[0])
+
+    def combos(self, columns: Sequence[Sequence[str]]) -> list[str]:
+        """Each row's combo key (`combo_key`)."""
+        prefix = COMBO_NAMES.join(map(_identity, self.names)) + COMBO_START
+        return list(map(prefix.__add__, map(COMBO_VALUES.join, zip(*columns, strict=True))))
+
+
 def _bucket_rows(
-    rows: _Table, times: _TimeParser, row: type[_Row]
-) -> tuple[_Rows[_Row], list[tuple[int, str]]]:
-    """Count or code rows as their buckets, or the bad rows' reasons."""
+    rows: _Table, times: _TimeParser, row: type[_Row], extras: _Extras
+) -> tuple[_Rows[_Row], list[SliceRow], list[tuple[int, str]]]:
+    """Count or code rows as their buckets (and, with extra columns, count rows' combos), or
+    the bad rows' reasons."""
     stamps = rows.either("timestamp", "time")
     counts, bad_count = _checked(rows.either("count", "f0_"), _count, _counts, distinct=False)
     minutes, bad_time = _checked(stamps, times.minute, times.minutes)
+    extra: list[list[Any]]
+    extra, bad_extra = extras.columns(rows)
     if row is AuthCodeRow:
         keys, bad_key = _checked(rows.get("auth_code"), _auth_code)
-        order = (keys, counts, minutes)
+        order = (keys, counts, minutes, *extra)
     else:
         keys, bad_key = _checked(rows.get("status"), _status)
-        order = (counts, minutes, keys)
-    if bad_count or bad_time or bad_key:
-        return _Rows(row, [], [], []), _reasons(rows.numbers, stamps, *order)
+        order = (counts, minutes, keys, *extra)
+    if bad_count or bad_time or bad_key or bad_extra:
+        return _Rows(row, [], [], []), [], _reasons(rows.numbers, stamps, *order)
+    if extras.names:
+        summed, slices = _combos(row, minutes, keys, counts, extras, extra)
+        return summed, slices, []
     if _repeats(minutes, keys):
         # A bucket sent twice: its last count, in the place of its first.
-        return _Rows.of(row, dict(zip(zip(minutes, keys, strict=True), counts, strict=True))), []
-    return _Rows(row, minutes, keys, counts), []
+        buckets = dict(zip(zip(minutes, keys, strict=True), counts, strict=True))
+        return _Rows.of(row, buckets), [], []
+    return _Rows(row, minutes, keys, counts), [], []
+
+
+def _combos(
+    row: type[_Row],
+    minutes: list[int],
+    keys: list[str],
+    counts: list[int],
+    extras: _Extras,
+    columns: Sequence[Sequence[str]],
+) -> tuple[_Rows[_Row], list[SliceRow]]:
+    """Rows with extra columns: each combo's last count (in the place of its first), and the
+    buckets their sums. Code rows keep no combos: their extra columns are summed away."""
+    combos = extras.combos(columns)
+    last = dict(
+        zip(
+            zip(minutes, keys, combos, strict=True),
+            zip(extras.values(columns), counts, strict=True),
+            strict=True,
+        )
+    )
+    buckets: dict[tuple[int, str], int] = {}
+    for (minute, key, _), (_, count) in last.items():
+        buckets[(minute, key)] = buckets.get((minute, key), 0) + count
+    if row is AuthCodeRow:
+        return _Rows.of(row, buckets), []
+    rows = ((m, k, c, v, n) for (m, k, c), (v, n) in last.items())
+    slices = list(map(tuple.__new__, repeat(SliceRow), rows))  # made in C, as _Rows does
+    return _Rows.of(row, buckets), slices
 
 
 def _repeats(minutes: list[int], keys: list[str]) -> bool:
@@ -697,7 +837,7 @@ def _repeats(minutes: list[int], keys: list[str]) -> bool:
 
 
 def _event_rows(
-    rows: _Table, times: _TimeParser
+    rows: _Table, times: _TimeParser, extras: _Extras
 ) -> tuple[dict[str, EventRow], list[tuple[int, str]]]:
     """Event rows by id, the first good row of each; and the bad rows' reasons."""
     stamps = rows.either("timestamp", "time")
@@ -706,57 +846,100 @@ def _event_rows(
     statuses, _ = _checked(rows.get("status"), _status)
     amounts, _ = _checked(rows.get("amount"), _amount, distinct=False)
     merchants, _ = _checked(rows.get("merchant_id"), _merchant_id)
+    kept = _Extras(extras.kept, extras.kept)
+    columns, _ = kept.columns(rows)
+    values = kept.values(columns) if kept.names else [()] * len(ids)
     events: dict[str, EventRow] = {}
     problems = []
-    for number, stamp, event_id, *values in zip(
-        rows.numbers, stamps, ids, minutes, statuses, amounts, merchants, strict=True
+    for number, stamp, event_id, dims, *fields in zip(
+        rows.numbers, stamps, ids, values, minutes, statuses, amounts, merchants, strict=True
     ):
         if stamp is None or type(event_id) is _Bad:
             problems.append((number, _NO_TIME if stamp is None else event_id.reason))
         elif event_id not in events:
-            bad = next((v for v in values if type(v) is _Bad), None)
+            bad = next((v for v in (*fields, *dims) if type(v) is _Bad), None)
             if bad is not None:
                 problems.append((number, bad.reason))
             else:
-                events[event_id] = EventRow(event_id, *values)
+                minute, status, amount, merchant = fields
+                events[event_id] = EventRow(event_id, minute, status, amount, merchant, dims)
     return events, problems
 
 
-def _batch(table: _Table, times: _TimeParser, where: str) -> FeedBatch:
+def _extras(table: _Table, dimensions: Sequence[str] | None, where: str) -> _Extras:
+    """The table's extra columns, and those kept; FeedError for a kept one badly named, or
+    more than MAX_DIMENSIONS kept."""
+    names = tuple(sorted(name for name in table.fields if name not in _CORE))
+    kept = tuple(n for n in names if dimensions is None or n in dimensions)
+    for name in kept:
+        if not DIMENSION_NAME.fullmatch(name):
+            column = table.fields[name]
+            holding = (n for n, v in zip(table.numbers, column, strict=True) if v is not _ABSENT)
+            number = 1 if table.header else next(holding, 1)
+            reason = f"column {name!r} is not a dimension name ([a-z][a-z0-9_]{{0,31}})"
+            raise FeedError(f"{where}{number}: {reason}", [(number, reason)])
+    if len(kept) > MAX_DIMENSIONS:
+        reason = f"{len(kept)} dimension columns, at most {MAX_DIMENSIONS} (NIGHTSHIFT_DIMENSIONS)"
+        raise FeedError(f"{where}1: {reason}", [(1, reason)])
+    return _Extras(names, kept)
+
+
+def _batch(table: _Table, times: _TimeParser, how: Reading) -> FeedBatch:
+    where = how.get("where", "row ")
+    extras = _extras(table, how.get("dimensions"), where)
     counts: Sequence[CountRow] = ()
     codes: Sequence[AuthCodeRow] = ()
+    slices: Sequence[SliceRow] = ()
     events: dict[str, EventRow] = {}
     problems = list(table.refused)
     for kind, rows in _kinds(table):
         if kind == "event":
-            events, found = _event_rows(rows, times)
+            events, found = _event_rows(rows, times, extras)
         elif kind == "code":
-            codes, found = _bucket_rows(rows, times, AuthCodeRow)
+            codes, _, found = _bucket_rows(rows, times, AuthCodeRow, extras)
         else:
-            counts, found = _bucket_rows(rows, times, CountRow)
+            counts, slices, found = _bucket_rows(rows, times, CountRow, extras)
         problems.extend(found)
     if problems:
         problems.sort()
         first_row, first_reason = problems[0]
         more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
         raise FeedError(f"{where}{first_row}: {first_reason}{more}", problems)
-    return FeedBatch(counts=counts, auth_codes=codes, events=tuple(events.values()))
+    return FeedBatch(
+        counts=counts,
+        auth_codes=codes,
+        events=tuple(events.values()),
+        dimensions=extras.kept if slices or events else (),
+        slices=slices,
+    )
 
 
 # -- the surface -------------------------------------------------------------------------------
 
 
-def parse_csv(text: str, *, default_date: date, tz: tzinfo, where: str = "row ") -> FeedBatch:
+class Reading(TypedDict, total=False):
+    """How a text is read: `where` prefixes a row number in errors ("row ", or "path:"),
+    `dimensions` names the extra columns kept as dimensions (None, the default: all)."""
+
+    where: str
+    dimensions: Sequence[str] | None
+
+
+def parse_csv(text: str, *, default_date: date, tz: tzinfo, **how: Unpack[Reading]) -> FeedBatch:
     """Rows of a CSV feed (header first); row numbers are file line numbers."""
-    return _batch(_csv_table(text, where), _TimeParser(default_date, tz), where)
+    table = _csv_table(text, how.get("where", "row "))
+    return _batch(table, _TimeParser(default_date, tz), how)
 
 
-def parse_json(text: str, *, default_date: date, tz: tzinfo, where: str = "row ") -> FeedBatch:
+def parse_json(text: str, *, default_date: date, tz: tzinfo, **how: Unpack[Reading]) -> FeedBatch:
     """A JSON object or array of objects; row numbers count array items from 1."""
-    return _batch(_json_table(_json_items(text, where)), _TimeParser(default_date, tz), where)
+    table = _json_table(_json_items(text, how.get("where", "row ")))
+    return _batch(table, _TimeParser(default_date, tz), how)
 
 
-def load_file(path: Path, *, default_date: date, tz: tzinfo) -> FeedBatch:
+def load_file(
+    path: Path, *, default_date: date, tz: tzinfo, dimensions: Sequence[str] | None = None
+) -> FeedBatch:
     """A transaction file (CSV or JSON by content); errors read `path:line: reason`."""
     where = f"{path}:"
     try:
@@ -767,5 +950,7 @@ def load_file(path: Path, *, default_date: date, tz: tzinfo) -> FeedBatch:
         raise FeedError(f"{path}: cannot be read ({error})") from None
     stripped = text.lstrip()
     if stripped.startswith(("[", "{")):
-        return parse_json(text, default_date=default_date, tz=tz, where=where)
-    return parse_csv(text, default_date=default_date, tz=tz, where=where)
+        return parse_json(
+            text, default_date=default_date, tz=tz, where=where, dimensions=dimensions
+        )
+    return parse_csv(text, default_date=default_date, tz=tz, where=where, dimensions=dimensions)

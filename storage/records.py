@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -92,6 +93,16 @@ class AnomalyRecord:
     explanation_en: str
     resolved: bool
     approvals_lost: float = 0.0
+    slice: Mapping[str, str] | None = None  # {dimension: value} of a slice's finding; None: total
+
+
+@dataclass(frozen=True, slots=True)
+class SliceDimension:
+    """A dimension and its slice values (`other` among them once the dimension is full), each
+    with its transactions over a period, most first."""
+
+    name: str
+    values: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +256,7 @@ def anomaly_from_row(row: Mapping[Any, Any]) -> AnomalyRecord:
         explanation_en=row["explanation_en"],
         resolved=bool(row["resolved"]),
         approvals_lost=float(row.get("approvals_lost") or 0.0),
+        slice=json.loads(row["slice"]) if row.get("slice") else None,
     )
 
 

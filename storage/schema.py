@@ -81,6 +81,39 @@ events = Table(
     Index("ix_events_minute", "minute"),
 )
 
+# Slices (schema version 4). Every dimension value seen: at most NIGHTSHIFT_SLICE_TOP of a
+# dimension are `admitted` to a slice of their own, the rest count in the dimension's `other`
+# row (see `storage/slices.py`). A value's row is written when it first comes, and never changes.
+slice_values = Table(
+    "slice_values",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dimension", String(32), nullable=False),
+    Column("value", String(128), nullable=False),
+    Column("admitted", Boolean, nullable=False),
+    UniqueConstraint("dimension", "value", name="uq_slice_value"),
+)
+
+
+def _per_minute(name: str, key: str) -> Table:
+    """A (minute, status, `key`) -> count table, its rows in key order on SQLite."""
+    return Table(
+        name,
+        metadata,
+        Column("minute", BigInteger, primary_key=True),
+        Column("status", String(32), primary_key=True),
+        Column(key, BigInteger, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+
+
+# What a combo counted in a minute, as last sent: what a re-sent row is compared with. A combo
+# is named by a 64-bit hash of its extra columns' values (`storage/slices.py`).
+combo_counts = _per_minute("combo_counts", "combo")
+# The marginals: per (minute, status, slice value), the sum of the combos that hold that value.
+slice_counts = _per_minute("slice_counts", "value_id")
+
 # Widths of what a webhook names (the intake refuses longer values with a 422 naming them;
 # PostgreSQL would refuse them at write time, SQLite would not).
 ALERTNAME_WIDTH, SEVERITY_WIDTH, RECEIVER_WIDTH = 256, 32, 256
@@ -139,6 +172,8 @@ anomalies = Table(
     Column("resolved", Boolean, nullable=False),
     # Version 3: approvals the episode cost so far (expected minus observed, summed per minute).
     Column("approvals_lost", Float, nullable=False, server_default="0"),
+    # Version 4: the slice a finding is about, a JSON object {dimension: value}; NULL: the total.
+    Column("slice", Text, nullable=True),
     Index("ix_anomalies_start", "start"),
 )
 

@@ -5,6 +5,7 @@ part, which owns it:
 
     storage/ingest.py     feed batches into the minute buckets; retention
     storage/traffic.py    frames and sums over the minute buckets
+    storage/slices.py     dimensioned counts: combos, totals and marginals; slice frames
     storage/alerts.py     Alertmanager webhooks, alert state and history
     storage/anomalies.py  detector findings
     storage/incidents.py  incidents: what belongs to one fire, its timeline, operators' acts
@@ -34,13 +35,14 @@ from storage.ingest import Ingest
 from storage.journal import Journal
 from storage.migrations import migrate
 from storage.outbox import Outbox
+from storage.slices import Slices
 from storage.state import State
 from storage.traffic import Traffic
 
 __all__ = ["StorageError", "Store", "open_store"]
 
 
-class Store(Ingest, Traffic, Alerts, Anomalies, Incidents, Cards, Journal, State, Outbox):
+class Store(Ingest, Traffic, Slices, Alerts, Anomalies, Incidents, Cards, Journal, State, Outbox):
     """One database, opened and migrated; safe to share between threads."""
 
 

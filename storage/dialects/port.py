@@ -215,30 +215,46 @@ class Dialect(ABC):
 
     # -- the feed -------------------------------------------------------------------------------
 
-    def set_buckets(
-        self, conn: Connection, table: Table, rows: Sequence[tuple[int, str, int]]
+    def set_buckets(self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        """(key..., count) rows set their bucket of a (key..., count) table: the count, or a
+        bucket's columns, last. One multi-row `INSERT … VALUES (…), (…) ON CONFLICT … DO
+        UPDATE` of VALUES_ROWS rows is parsed and run once, where an executemany binds and
+        steps it once a row. The rows name each bucket once, as one statement must."""
+        self._upsert(conn, table, rows, 'excluded."{count}"')
+
+    def add_buckets(self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+        """(key..., count) rows add their count to their bucket (a new bucket starts at 0);
+        as `set_buckets`, one bucket once."""
+        self._upsert(conn, table, rows, '{table}."{count}" + excluded."{count}"')
+
+    def _upsert(
+        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
     ) -> None:
-        """(minute, key, count) rows set their bucket of a (minute, key, count) table. One
-        multi-row `INSERT … VALUES (…), (…) ON CONFLICT … DO UPDATE` of VALUES_ROWS rows is
-        parsed and run once, where an executemany binds and steps it once a row. The rows
-        name each bucket once, as one statement must."""
-        minute, key, count = (c.name for c in table.columns)
+        *keys, count = (c.name for c in table.columns)
+        marks = f"({', '.join([self.mark] * (len(keys) + 1))})"
+        names = ", ".join(keys)
+        assign = new.format(table=table.name, count=count)
         statements: dict[int, str] = {}
         for at in range(0, len(rows), VALUES_ROWS):
             part = rows[at : at + VALUES_ROWS]
             sql = statements.get(len(part))
             if sql is None:
-                values = ", ".join([f"({self.mark}, {self.mark}, {self.mark})"] * len(part))
                 sql = statements[len(part)] = (
-                    f'INSERT INTO {table.name} ({minute}, {key}, "{count}") '  # noqa: S608
-                    f"VALUES {values} ON CONFLICT ({minute}, {key}) "
-                    f'DO UPDATE SET "{count}" = excluded."{count}"'
+                    f'INSERT INTO {table.name} ({names}, "{count}") '  # noqa: S608
+                    f"VALUES {', '.join([marks] * len(part))} ON CONFLICT ({names}) "
+                    f'DO UPDATE SET "{count}" = {assign}'
                 )
             conn.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
 
+    def lock_slices(self, conn: Connection) -> None:
+        """Hold, until the transaction ends, the right to change slices: a combo's count is
+        read, compared and written, and two writers of one combo must not both compare with
+        its old count. A no-op where writes are one at a time already."""
+        return
+
     @abstractmethod
-    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> int:
-        """Events whose id is new go in and add to their (minute, status) buckets; how many."""
+    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
+        """Events whose id is new go in and add to their (minute, status) buckets; their ids."""
 
     # -- the outbox -----------------------------------------------------------------------------
 

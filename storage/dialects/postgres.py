@@ -151,7 +151,25 @@ class PostgreSQL(Dialect):
 
     # -- the feed -------------------------------------------------------------------------------
 
-    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> int:
+    def _upsert(
+        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
+    ) -> None:
+        """All the buckets in one statement, their rows one JSON parameter: psycopg binds a
+        multi-row VALUES value by value in Python, six values a slice's row."""
+        if not rows:
+            return
+        *keys, count = (str(c.name) for c in table.columns)  # orjson takes no str subclass
+        columns = [*keys, count]
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = (
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table)} "  # noqa: S608
+            f"ON CONFLICT ({', '.join(keys)}) "
+            f'DO UPDATE SET "{count}" = {new.format(table=table.name, count=count)}'
+        )
+        objects = [dict(zip(columns, row, strict=True)) for row in rows]
+        conn.exec_driver_sql(sql, (orjson.dumps(objects).decode(),))
+
+    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
         """The events COPYed into a temporary table (emptied at commit), then merged in one
         statement, as race-free as an insert: a concurrent writer of the same id waits, then
         its row is skipped."""
@@ -162,8 +180,11 @@ class PostgreSQL(Dialect):
                 for e in events:
                     copy.write_row((e.id, e.minute, e.status, e.amount, e.merchant_id))
             cursor.execute(_EVENTS_MERGE)
-            (new,) = cursor.fetchone()
-        return int(new)
+            return [str(i) for (i,) in cursor.fetchall()]
+
+    def lock_slices(self, conn: Connection) -> None:
+        """A transaction-scoped advisory lock: replicas change slices one at a time."""
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (_SLICES_LOCK,))
 
     # -- the outbox -----------------------------------------------------------------------------
 
@@ -220,14 +241,15 @@ WITH new AS (
     INSERT INTO events (id, minute, status, amount, merchant_id)
     SELECT id, minute, status, amount, merchant_id FROM nightshift_events_in
     ON CONFLICT (id) DO NOTHING
-    RETURNING minute, status
+    RETURNING id, minute, status
 ), added AS (
     INSERT INTO counts (minute, status, "count")
     SELECT minute, status, count(*) FROM new GROUP BY minute, status
     ON CONFLICT (minute, status) DO UPDATE SET "count" = counts."count" + excluded."count"
 )
-SELECT count(*) FROM new
+SELECT id FROM new
 """
+_SLICES_LOCK = 0x736C6963  # "slic": the advisory lock key held while slices change
 
 
 def _ping_when_idle(engine: Engine) -> None:

@@ -79,7 +79,7 @@ class SQLite(Dialect):
 
     # -- the feed -------------------------------------------------------------------------------
 
-    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> int:
+    def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
         """Events not seen before go in, a page at a time; only those the insert returns add to
         their buckets."""
         by_id = {e.id: e for e in events}
@@ -116,7 +116,7 @@ class SQLite(Dialect):
                 add,
                 [{"minute": m, "status": s, "count": c} for (m, s), c in increments.items()],
             )
-        return len(inserted)
+        return inserted
 
     # -- the outbox -----------------------------------------------------------------------------
 

@@ -52,6 +52,10 @@ def test_defaults_follow_the_spec() -> None:
         ({"NIGHTSHIFT_AVG_TICKET": "-3"}, "NIGHTSHIFT_AVG_TICKET"),
         ({"NIGHTSHIFT_CURRENCY": "reais"}, "NIGHTSHIFT_CURRENCY"),
         ({"NIGHTSHIFT_CORRELATION_LABELS": "service,team name"}, "NIGHTSHIFT_CORRELATION_LABELS"),
+        ({"NIGHTSHIFT_DIMENSIONS": "acquirer,card brand"}, "NIGHTSHIFT_DIMENSIONS"),
+        ({"NIGHTSHIFT_DIMENSIONS": ",".join(f"d{i}" for i in range(9))}, "NIGHTSHIFT_DIMENSIONS"),
+        ({"NIGHTSHIFT_SLICE_TOP": "0"}, "NIGHTSHIFT_SLICE_TOP"),
+        ({"NIGHTSHIFT_SLICE_TOP": "twenty"}, "NIGHTSHIFT_SLICE_TOP"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:
@@ -147,3 +151,17 @@ def test_escalation_impact_and_correlation_settings() -> None:
     defaults = load_settings({}, NO_TOML)
     assert defaults.escalate_after == timedelta(minutes=10) and defaults.currency == "BRL"
     assert defaults.correlation_labels == ("service", "job")
+
+
+def test_dimension_settings(tmp_path: Path) -> None:
+    defaults = load_settings({}, NO_TOML)
+    assert (defaults.dimensions, defaults.slice_top) == (None, 20)
+    s = load_settings(
+        {"NIGHTSHIFT_DIMENSIONS": "Acquirer, brand", "NIGHTSHIFT_SLICE_TOP": "5"}, NO_TOML
+    )
+    assert (s.dimensions, s.slice_top) == (("acquirer", "brand"), 5)
+    assert load_settings({"NIGHTSHIFT_DIMENSIONS": "none"}, NO_TOML).dimensions == ()
+    toml = tmp_path / "nightshift.toml"
+    toml.write_text('dimensions = ["acquirer", "merchant_id"]\nslice_top = 7\n')
+    mirrored = load_settings({}, toml)
+    assert (mirrored.dimensions, mirrored.slice_top) == (("acquirer", "merchant_id"), 7)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, tzinfo
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,11 +19,13 @@ from hypothesis import strategies as st
 
 from storage.errors import StorageError
 from storage.parsing import (
+    UNKNOWN,
     AuthCodeRow,
     CountRow,
     EventRow,
     FeedBatch,
     FeedError,
+    SliceRow,
     _amount,
     _auth_code,
     _count,
@@ -77,15 +80,27 @@ def outcome(parse: Parse, text: str, day: date, zone: tzinfo) -> object:
 _KNOWN_HEADERS = frozenset(
     {"time", "timestamp", "status", "count", "f0_", "auth_code", "id", "amount", "merchant_id"}
 )
+_CORE = _KNOWN_HEADERS - {"merchant_id"}
+
+
+def _extra_value(raw: object, name: str) -> str:
+    return _text(raw, name, required=False) or UNKNOWN
 
 
 @dataclass
 class _Model:
     times: _TimeParser
-    counts: dict[tuple[int, str], int] = field(default_factory=dict)
-    auth_codes: dict[tuple[int, str], int] = field(default_factory=dict)
+    extras: tuple[str, ...] = ()  # every extra column is kept (no NIGHTSHIFT_DIMENSIONS)
+    combos: dict[tuple[int, str, str], tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    codes: dict[tuple[int, str, str], int] = field(default_factory=dict)
     events: dict[str, EventRow] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
+
+    def _values(self, row: Mapping[str, object]) -> tuple[str, ...]:
+        return tuple(_extra_value(row.get(name), name) for name in self.extras)
+
+    def _combo(self, values: tuple[str, ...]) -> str:
+        return "\x1f".join(self.extras) + "\x1e" + "\x1f".join(values)
 
     def add(self, number: int, row: Mapping[str, object]) -> None:
         try:
@@ -107,16 +122,20 @@ class _Model:
                     status=_status(row.get("status")),
                     amount=_amount(row.get("amount")),
                     merchant_id=_text(row.get("merchant_id"), "merchant_id", required=False),
+                    values=self._values(row),
                 )
             return
         raw_count = row["count"] if "count" in row else row.get("f0_")
         if "auth_code" in row:
             code = _auth_code(row.get("auth_code"))
             count = _count(raw_count)
-            self.auth_codes[(self.times.minute(stamp), code)] = count
+            minute = self.times.minute(stamp)
+            self.codes[(minute, code, self._combo(self._values(row)))] = count
             return
         count = _count(raw_count)
-        self.counts[(self.times.minute(stamp), _status(row.get("status")))] = count
+        minute, status = self.times.minute(stamp), _status(row.get("status"))
+        values = self._values(row)
+        self.combos[(minute, status, self._combo(values))] = (values, count)
 
     def batch(self, where: str) -> FeedBatch:
         if self.problems:
@@ -125,15 +144,42 @@ class _Model:
                 f" (and {len(self.problems) - 1} more bad rows)" if len(self.problems) > 1 else ""
             )
             raise FeedError(f"{where}{first_row}: {first_reason}{more}", self.problems)
+        counts: dict[tuple[int, str], int] = {}
+        for (m, s, _), (_, c) in self.combos.items():
+            counts[(m, s)] = counts.get((m, s), 0) + c
+        codes: dict[tuple[int, str], int] = {}
+        for (m, a, _), c in self.codes.items():
+            codes[(m, a)] = codes.get((m, a), 0) + c
+        slices = [SliceRow(m, s, k, v, c) for (m, s, k), (v, c) in self.combos.items()]
         return FeedBatch(
-            counts=tuple(CountRow(m, s, c) for (m, s), c in self.counts.items()),
-            auth_codes=tuple(AuthCodeRow(m, a, c) for (m, a), c in self.auth_codes.items()),
+            counts=tuple(CountRow(m, s, c) for (m, s), c in counts.items()),
+            auth_codes=tuple(AuthCodeRow(m, a, c) for (m, a), c in codes.items()),
             events=tuple(self.events.values()),
+            dimensions=self.extras if self.extras and (slices or self.events) else (),
+            slices=slices if self.extras else (),
         )
 
 
-def _model_rows(rows: Iterable[tuple[int, dict[str, object]]], times: _TimeParser) -> _Model:
-    model = _Model(times)
+def _model_rows(
+    rows: Iterable[tuple[int, dict[str, object]]], times: _TimeParser, where: str
+) -> _Model:
+    rows = list(rows)
+    header = (
+        cast("list[str] | None", rows.pop(0)[1]["__header__"])
+        if rows and "__header__" in rows[0][1]
+        else None
+    )
+    names = header if header is not None else [k for _, row in rows for k in row]
+    extras = tuple(sorted({n for n in names if n not in _CORE and n != "__bad__"}))
+    for name in extras:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+            number = 1 if header is not None else next(n for n, row in rows if name in row)
+            reason = f"column {name!r} is not a dimension name ([a-z][a-z0-9_]{{0,31}})"
+            raise FeedError(f"{where}{number}: {reason}", [(number, reason)])
+    if len(extras) > 8:
+        reason = f"{len(extras)} dimension columns, at most 8 (NIGHTSHIFT_DIMENSIONS)"
+        raise FeedError(f"{where}1: {reason}", [(1, reason)])
+    model = _Model(times, extras)
     for number, row in rows:
         bad = row.get("__bad__")
         if bad is not None:
@@ -163,13 +209,14 @@ def _model_csv_rows(text: str, where: str) -> Iterator[tuple[int, dict[str, obje
                 "nor id for events",
                 [(1, "no count column")],
             )
+        yield 1, {"__header__": names}
         for line, values in enumerate(reader, start=2):
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(names):
                 yield line, {"__bad__": f"{len(values)} fields, the header has {len(names)}"}
                 continue
-            yield line, {n: v for n, v in zip(names, values, strict=True) if n in _KNOWN_HEADERS}
+            yield line, dict(zip(names, values, strict=True))
     except csv.Error as error:
         line = max(reader.line_num, 1)
         reason = str(error)
@@ -180,7 +227,8 @@ def _model_csv_rows(text: str, where: str) -> Iterator[tuple[int, dict[str, obje
 
 def model_csv(text: str, *, default_date: date, tz: tzinfo, where: str = "row ") -> FeedBatch:
     """`parse_csv` as the rules read, row by row."""
-    return _model_rows(_model_csv_rows(text, where), _TimeParser(default_date, tz)).batch(where)
+    rows = _model_csv_rows(text, where)
+    return _model_rows(rows, _TimeParser(default_date, tz), where).batch(where)
 
 
 def model_json(text: str, *, default_date: date, tz: tzinfo, where: str = "row ") -> FeedBatch:
@@ -189,7 +237,7 @@ def model_json(text: str, *, default_date: date, tz: tzinfo, where: str = "row "
         (n, item if isinstance(item, dict) else {"__bad__": "a row must be a JSON object"})
         for n, item in enumerate(_json_items(text, where), start=1)
     )
-    return _model_rows(rows, _TimeParser(default_date, tz)).batch(where)
+    return _model_rows(rows, _TimeParser(default_date, tz), where).batch(where)
 
 
 # -- values, valid ones in every form the feed takes -------------------------------------------
@@ -337,7 +385,10 @@ def json_batches(draw: st.DrawFn, clean: bool) -> str:
     odd_shape = not clean and draw(st.booleans())
     names = [draw(st.sampled_from(["timestamp", "time"]))]
     strategies: dict[str, st.SearchStrategy[object]] = {
-        "extra": _odd_json_values,
+        # An extra column is a dimension: text or a whole number (empty or null: unknown).
+        "extra": st.sampled_from(["cielo", "stone", "", " ", None, 7])
+        if clean
+        else _odd_json_values,
         "time": valid_times(),
         "f0_": _valid_count_texts,
         "status": valid_statuses(),
@@ -461,7 +512,7 @@ def test_any_csv_lines_are_read_as_the_rules_read_them(
     [
         (
             parse_csv,
-            "\ufeffTime , STATUS,f0_,note\r\n00h 00,Approved,5,x\r\n00h 00, approved ,7,y\r\n"
+            "\ufeffTime , STATUS,f0_,note\r\n00h 00,Approved,5,x\r\n00h 00, approved ,7,x\r\n"
             "2025-07-14T03:01:30Z,denied,1,z\r\n",
         ),
         (

@@ -1,0 +1,214 @@
+"""Slices: dimensioned count and event rows, stored idempotently as totals and marginals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+from storage.errors import FeedError
+from storage.migrations import HEAD
+from storage.parsing import FeedBatch, parse_csv, parse_json
+from storage.records import AnomalyRecord, SliceDimension
+from storage.store import Store, open_store
+
+DAY = date(2025, 7, 14)
+T0 = datetime(2025, 7, 14, 3, 0, tzinfo=UTC)
+SINCE, UNTIL = datetime(2025, 7, 14, tzinfo=UTC), datetime(2025, 7, 15, tzinfo=UTC)
+HEAD_ROW = "timestamp,status,acquirer,count\n"
+CIELO = "2025-07-14T03:00:00Z,approved,cielo,100\n"
+STONE = "2025-07-14T03:00:00Z,approved,stone,7\n"
+
+
+def _csv(text: str, **how: object) -> FeedBatch:
+    return parse_csv(text, default_date=DAY, tz=UTC, **how)  # type: ignore[arg-type]
+
+
+def _marginals(store: Store, dimension: str | None = None) -> dict[tuple[str, str, str], int]:
+    frame = store.slice_frame(SINCE, UNTIL, dimension)
+    rows = zip(frame["status"], frame["dimension"], frame["value"], frame["count"], strict=True)
+    return {(str(s), str(d), str(v)): int(n) for s, d, v, n in rows if n}
+
+
+def test_an_extra_column_is_a_dimension_not_a_collapsed_bucket(store: Store) -> None:
+    batch = _csv(HEAD_ROW + CIELO + STONE)
+    assert batch.dimensions == ("acquirer",)
+    store.ingest(batch)
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 107}
+    assert _marginals(store) == {
+        ("approved", "acquirer", "cielo"): 100,
+        ("approved", "acquirer", "stone"): 7,
+    }
+
+
+def test_a_resent_file_changes_no_count_and_a_changed_row_its_difference(store: Store) -> None:
+    store.ingest(_csv(HEAD_ROW + CIELO + STONE))
+    store.ingest(_csv(HEAD_ROW + CIELO + STONE))
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 107}
+    store.ingest(_csv(HEAD_ROW + STONE.replace(",7", ",9")))
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 109}
+    assert _marginals(store)[("approved", "acquirer", "stone")] == 9
+
+
+def test_one_minute_split_over_two_requests_counts_as_one(store: Store) -> None:
+    store.ingest(_csv(HEAD_ROW + CIELO))
+    store.ingest(_csv(HEAD_ROW + STONE))
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 107}
+    assert store.counts_frame(SINCE, UNTIL)["count"].tolist() == [107]
+
+
+def test_the_batch_frames_give_totals_and_marginals() -> None:
+    batch = _csv(
+        "timestamp,status,acquirer,brand,count\n"
+        "2025-07-14T03:00:00Z,approved,cielo,visa,100\n"
+        "2025-07-14T03:00:00Z,approved,stone,visa,7\n"
+        "2025-07-14T03:00:00Z,approved,stone,visa,8\n"  # the same combo again: the last wins
+    )
+    assert batch.count_tuples() == [(int(T0.timestamp()), "approved", 108)]
+    frame = batch.slices_frame()
+    assert list(frame.columns) == ["minute", "status", "dimension", "value", "count"]
+    assert frame["minute"].dtype == batch.counts_frame()["minute"].dtype
+    rows = zip(frame["dimension"], frame["value"], frame["count"], strict=True)
+    got = {(str(d), str(v)): int(n) for d, v, n in rows}
+    assert got == {("acquirer", "cielo"): 100, ("acquirer", "stone"): 8, ("brand", "visa"): 108}
+
+
+def test_dimensions_restrict_what_is_kept_and_the_rest_is_summed_away(store: Store) -> None:
+    text = (
+        "timestamp,status,acquirer,brand,count\n"
+        "2025-07-14T03:00:00Z,approved,cielo,visa,100\n"
+        "2025-07-14T03:00:00Z,approved,stone,visa,7\n"
+    )
+    batch = _csv(text, dimensions=("brand",))
+    assert batch.dimensions == ("brand",)
+    store.ingest(batch)
+    store.ingest(_csv(text, dimensions=("brand",)))
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 107}
+    assert _marginals(store) == {("approved", "brand", "visa"): 107}
+    none_kept = _csv(text, dimensions=())
+    assert none_kept.count_tuples()[0][2] == 107
+    assert none_kept.slices_frame().empty
+
+
+def test_values_past_the_top_count_as_other(store: Store) -> None:
+    rows = "".join(
+        f"2025-07-14T03:00:00Z,approved,a{i},{10 + i}\n" for i in range(5)
+    )  # a4 carries most, a0 least
+    store.ingest(_csv(HEAD_ROW + rows), slice_top=3)
+    assert _marginals(store) == {
+        ("approved", "acquirer", "a4"): 14,
+        ("approved", "acquirer", "a3"): 13,
+        ("approved", "acquirer", "a2"): 12,
+        ("approved", "acquirer", "other"): 21,
+    }
+    store.ingest(_csv(HEAD_ROW + rows), slice_top=3)  # idempotent, other included
+    store.ingest(_csv(HEAD_ROW + "2025-07-14T03:01:00Z,approved,a9,1000\n"), slice_top=3)
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 60 + 1000}
+    [acquirer] = store.dimensions(SINCE, UNTIL)
+    assert acquirer == SliceDimension(
+        "acquirer", (("other", 1021), ("a4", 14), ("a3", 13), ("a2", 12))
+    )
+    series = store.slice_series("acquirer", "other", SINCE, UNTIL)
+    assert list(series.columns) == ["minute", "status", "count"]
+    assert series["count"].tolist() == [21, 1000]
+
+
+def test_event_rows_with_dimensions_count_once_by_id(store: Store) -> None:
+    events = [
+        {"id": f"tx-{i}", "timestamp": "2025-07-14T03:00:00Z", "status": "approved"}
+        | {"acquirer": "cielo" if i < 3 else "stone", "merchant_id": "m1"}
+        for i in range(4)
+    ]
+    batch = parse_json(json.dumps(events), default_date=DAY, tz=UTC)
+    assert batch.dimensions == ("acquirer", "merchant_id")
+    assert store.ingest(batch).new_events == 4
+    assert store.ingest(batch).new_events == 0
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 4}
+    assert _marginals(store) == {
+        ("approved", "acquirer", "cielo"): 3,
+        ("approved", "acquirer", "stone"): 1,
+        ("approved", "merchant_id", "m1"): 4,
+    }
+
+
+def test_an_empty_dimension_value_is_unknown() -> None:
+    batch = _csv(HEAD_ROW + "2025-07-14T03:00:00Z,approved,,5\n")
+    assert batch.slices_frame()["value"].tolist() == ["unknown"]
+
+
+def test_retention_drops_old_slices(store: Store) -> None:
+    store.ingest(_csv(HEAD_ROW + CIELO + "2025-07-14T05:00:00Z,approved,cielo,3\n"))
+    store.delete_counts_before(T0 + timedelta(hours=1))
+    assert _marginals(store) == {("approved", "acquirer", "cielo"): 3}
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 3}
+
+
+def test_a_finding_keeps_its_slice(store: Store) -> None:
+    base = dict(
+        kind="drop",
+        metric="approved_rate",
+        statuses=("approved",),
+        start=T0,
+        end=None,
+        detected_at=T0,
+        updated_at=T0,
+        severity="critical",
+        score=0.9,
+        expected=41.0,
+        observed=0.0,
+        explanation_pt="pt",
+        explanation_en="en",
+        resolved=False,
+    )
+    store.save_anomaly(AnomalyRecord(key="s", slice={"acquirer": "stone"}, **base))  # type: ignore[arg-type]
+    store.save_anomaly(AnomalyRecord(key="t", **base))  # type: ignore[arg-type]
+    assert store.anomaly("s").slice == {"acquirer": "stone"}  # type: ignore[union-attr]
+    assert store.anomaly("t").slice is None  # type: ignore[union-attr]
+
+
+def test_a_version_3_database_is_upgraded_to_slices(database_url: str) -> None:
+    fresh = open_store(database_url)
+    fresh.ingest(_csv("timestamp,status,count\n2025-07-14T03:00:00Z,approved,5\n"))
+    fresh.close()
+    engine = create_engine(database_url)  # undo version 4: what a version 3 database is
+    with engine.begin() as conn:
+        for table in ("slice_counts", "combo_counts", "slice_values"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("ALTER TABLE anomalies DROP COLUMN slice"))
+        conn.execute(text("DELETE FROM schema_version"))
+        conn.execute(
+            text("INSERT INTO schema_version (version, applied_at) VALUES (3, :at)"), {"at": T0}
+        )
+    engine.dispose()
+    upgraded = open_store(database_url)
+    try:
+        assert upgraded.schema_version() == HEAD == 4
+        upgraded.ingest(_csv(HEAD_ROW + STONE))
+        assert upgraded.totals_by_status(SINCE, UNTIL) == {"approved": 12}
+        assert isinstance(upgraded.slice_frame(SINCE, UNTIL), pd.DataFrame)
+    finally:
+        upgraded.close()
+
+
+def test_code_rows_sum_their_extra_columns_away() -> None:
+    batch = _csv(
+        "timestamp,auth_code,acquirer,count\n"
+        "2025-07-14T03:00:00Z,51,cielo,4\n"
+        "2025-07-14T03:00:00Z,51,stone,2\n"
+    )
+    assert batch.auth_code_tuples() == [(int(T0.timestamp()), "51", 6)]
+    assert not batch.slices
+
+
+def test_a_bad_dimension_name_in_a_header_is_row_1() -> None:
+    with pytest.raises(FeedError) as error:
+        _csv("timestamp,status,9lives,count\n2025-07-14T03:00:00Z,approved,x,1\n")
+    assert error.value.problems == (
+        (1, "column '9lives' is not a dimension name ([a-z][a-z0-9_]{0,31})"),
+    )
+    assert _csv(
+        "timestamp,status,9lives,count\n2025-07-14T03:00:00Z,approved,x,1\n", dimensions=()
+    ).count_tuples() == [(int(T0.timestamp()), "approved", 1)]
