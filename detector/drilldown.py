@@ -11,12 +11,13 @@ one more dimension, of the denials (`codes_as_slices`).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
-from detector.findings import Finding
+from detector.findings import Cause, Evidence, Finding
 
 Carrier = tuple[str, str, float]  # (dimension, value, share of the deviation)
 
@@ -119,3 +120,12 @@ def drill_down(
     if finding.slice is not None:
         found = tuple(c for c in found if c[0] == "auth_code")
     return found
+
+
+def with_carriers(seen: Evidence, found: tuple[Carrier, ...]) -> Evidence:
+    """`seen` with a drill-down's carriers: an authorization code that carries the deviation
+    becomes its cause (the "código 59" sentence), the rest its `slices`."""
+    codes = [c for c in found if c[0] == "auth_code"]
+    rest = tuple(c for c in found if c[0] != "auth_code")
+    cause = Cause(codes[0][1], codes[0][2]) if codes else seen.cause
+    return replace(seen, cause=cause, slices=rest or seen.slices)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from detector import DetectorError
 from detector.config import DetectorConfig
-from detector.drilldown import carriers, codes_as_slices
+from detector.drilldown import carriers, codes_as_slices, with_carriers
 from detector.engine import Engine
 from detector.estimators import dense_counts
 from detector.findings import Finding, Segment
@@ -179,6 +179,4 @@ def _drilled(item: F, cuts: pd.DataFrame) -> F:
     last = pd.to_datetime(cuts["minute"], utc=True).max().to_pydatetime()
     end = item.end or last + timedelta(minutes=1)
     found = carriers(cuts, item.evidence.lead.status, item.start, end)
-    if not found:
-        return item
-    return replace(item, evidence=replace(item.evidence, slices=found))
+    return replace(item, evidence=with_carriers(item.evidence, found))

@@ -28,10 +28,10 @@ import pandas as pd
 
 from detector import DetectorError
 from detector.config import DetectorConfig
-from detector.drilldown import drill_down
+from detector.drilldown import drill_down, with_carriers
 from detector.engine import Engine
 from detector.estimators import BIN_MINUTES, MINUTES_PER_DAY, Seasonal, profile
-from detector.findings import Cause, Finding, Slice
+from detector.findings import Finding, Slice
 
 MINUTE = timedelta(minutes=1)
 COLUMNS = ("minute", "status", "dimension", "value", "count")
@@ -284,9 +284,7 @@ class SliceWatch:
         )
         if finding.evidence.lead.status != self.config.volume_status:
             codes = drill_down(named, self.recent_frame(codes_only=True))
-            if codes:
-                _, code, code_share = codes[0]
-                named = replace(named, evidence=replace(evidence, cause=Cause(code, code_share)))
+            named = replace(named, evidence=with_carriers(evidence, codes))
         return named
 
     # ------------------------------------------------------------- drill-down
@@ -306,6 +304,4 @@ class SliceWatch:
     def drill(self, finding: Finding) -> Finding:
         """A total finding with the slices that carry its deviation in its evidence."""
         found = drill_down(finding, self.recent_frame())
-        if not found:
-            return finding
-        return replace(finding, evidence=replace(finding.evidence, slices=found))
+        return replace(finding, evidence=with_carriers(finding.evidence, found))
