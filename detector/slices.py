@@ -78,6 +78,28 @@ class _Slice:
     suppressed: set[str] = field(default_factory=set)  # ... and those kept quiet (total open)
 
 
+def _columns(slices: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str, str]]]:
+    """Each row's column number and the (dimension, value, status) of each column (a
+    factorization per field, cheaper than of the tuples on months of rows)."""
+    codes, names = [], []
+    for field_name in ("dimension", "value", "status"):
+        code, uniques = pd.factorize(slices[field_name])
+        codes.append(code.astype(np.int64))
+        names.append([str(u) for u in uniques])
+    flat = (codes[0] * len(names[1]) + codes[1]) * len(names[2]) + codes[2]
+    used, col = np.unique(flat, return_inverse=True)
+    per_value = len(names[1]) * len(names[2])
+    columns = [
+        (
+            names[0][u // per_value],
+            names[1][u // len(names[2]) % len(names[1])],
+            names[2][u % len(names[2])],
+        )
+        for u in used.tolist()
+    ]
+    return col, columns
+
+
 class SliceWatch:
     """Per-slice detection, warmed on a slice history and stepped one closed minute at a time."""
 
@@ -110,11 +132,7 @@ class SliceWatch:
         if slices.empty:
             return
         minutes = pd.to_datetime(slices["minute"], utc=True).dt.floor("min")
-        keys = pd.MultiIndex.from_arrays(
-            [slices["dimension"].astype(str), slices["value"].astype(str), slices["status"]]
-        )
-        col, index = pd.factorize(keys)
-        columns = [(str(d), str(v), str(s)) for d, v, s in index]
+        col, columns = _columns(slices)
         first, last = minutes.min(), minutes.max()
         span = pd.date_range(first, last, freq="min")
         seasonal = self._learn(minutes, col, slices["count"].to_numpy(float), columns, span)

@@ -15,6 +15,8 @@ import pytest
 from bench.slices import analysis, split
 from bot.cli import main
 from detector.drilldown import carriers
+from detector.engine import Engine
+from detector.findings import Finding
 from detector.offline import by_minute
 from detector.slicefeed import simulate_slices
 from detector.slices import SliceWatch
@@ -156,3 +158,41 @@ def test_analyze_json_gives_the_slice_of_slice_findings(
     assert {"acquirer": outage.slice[0][1]} in [a["slice"] for a in sliced]  # type: ignore[index]
     assert all(a["explanation"].startswith("acquirer=") for a in sliced)
     assert all("slice" not in a for a in doc["anomalies"] if not a["metric"])
+
+
+def _live(down_from: int, total_open: bool) -> tuple[list[Finding], list[Finding], SliceWatch]:
+    """Three cold-start hours of acquirers a (40/min) and b (60/min), then b down; the total
+    engine and the slice watcher stepped together as the live tick does."""
+    rng = np.random.default_rng(5)
+    engine, watch = Engine(), SliceWatch()
+    start = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
+    totals: list[Finding] = []
+    sliced: list[Finding] = []
+    for i in range(down_from + 15):
+        minute = start + i * MINUTE
+        cut = {("acquirer", "a"): {"approved": int(rng.poisson(40))}}
+        if i < down_from:
+            cut[("acquirer", "b")] = {"approved": int(rng.poisson(60))}
+        counts = {"approved": sum(c["approved"] for c in cut.values())}
+        totals.extend(engine.step(minute, counts))
+        is_open = total_open or bool(engine.open_findings)
+        sliced.extend(watch.step(minute, cut, total_open=is_open))
+    return totals, sliced, watch
+
+
+def test_live_slice_watch_names_the_slice_and_the_total_drills_down_to_it() -> None:
+    totals, sliced, watch = _live(180, total_open=False)
+    assert watch.watched == ((("acquirer", "a"),), (("acquirer", "b"),))
+    assert totals  # b is 60% of the volume: the total drops too
+    drilled = watch.drill(totals[0])
+    assert drilled.evidence.slices[0][:2] == ("acquirer", "b")
+    assert drilled.evidence.slices[0][2] >= 0.9
+    assert "em acquirer=b" in explain(drilled.evidence, "pt", TZ)
+    # no slice episode opens once the total is in one (its drill-down names the slice); one
+    # that opened before it (the slice's outage rule can be a minute quicker) goes on
+    assert all(f.detected_at <= totals[0].detected_at for f in sliced)
+
+
+def test_no_new_slice_episode_while_the_total_is_in_one() -> None:
+    _, sliced, _ = _live(180, total_open=True)
+    assert sliced == []
