@@ -28,7 +28,7 @@ from detector.engine import Engine
 from detector.estimators import dense_counts
 from detector.offline import Analysis, analyze_transactions, by_minute
 from detector.simulate import Label
-from detector.slicefeed import SliceFeed, simulate_slices
+from detector.slicefeed import SURGE_CODE, SliceFeed, simulate_slices
 from detector.slices import SliceWatch
 
 DIMENSIONS = [("acquirer", 8), ("brand", 6), ("method", 4), ("region", 20), ("merchant", 20)]
@@ -46,6 +46,7 @@ class Raised:
     end: datetime
     detected_at: datetime
     names: frozenset[Name]
+    code: str | None = None  # the authorization code it names as the cause
 
 
 @dataclass(slots=True)
@@ -60,6 +61,10 @@ class Tally:
     days: float = 0.0
     ttd: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    # per kind of slice incident: minutes to name each one (None: missed), and how many of
+    # them were named with the authorization code the simulation gave the surge
+    kinds: dict[str, list[float | None]] = field(default_factory=dict)
+    by_code: dict[str, int] = field(default_factory=dict)
 
     def add(self, labels: list[Label], found: list[Raised], day: tuple[datetime, datetime]) -> None:
         self.days += (day[1] - day[0]) / timedelta(days=1)
@@ -72,10 +77,15 @@ class Tally:
             hits = [f for f in found if _near(f, lab) and f.detected_at <= lab.end + TOLERANCE]
             self.raised += bool(hits)
             named = [f for f in hits if lab.slice[0] in f.names]
+            minutes: float | None = None
             if named:
                 self.named += 1
                 first = min(f.detected_at for f in named)
-                self.ttd.append(max((first - lab.start) / MINUTE, 0.0))
+                minutes = max((first - lab.start) / MINUTE, 0.0)
+                self.ttd.append(minutes)
+            self.kinds.setdefault(lab.kind, []).append(minutes)
+            coded = any(f.code == SURGE_CODE for f in named)
+            self.by_code[lab.kind] = self.by_code.get(lab.kind, 0) + coded
 
 
 def _near(found: Raised, lab: Label) -> bool:
@@ -114,7 +124,8 @@ def nightshift(history: dict[str, pd.DataFrame], judged: dict[str, pd.DataFrame]
     out = []
     for f in result.findings:
         names = set(f.slice or ()) | {(d, v) for d, v, _ in f.evidence.slices}
-        out.append(Raised(f.start, f.end or end, f.detected_at, frozenset(names)))
+        code = f.evidence.cause.code if f.evidence.cause is not None else None
+        out.append(Raised(f.start, f.end or end, f.detected_at, frozenset(names), code))
     return out
 
 
@@ -186,13 +197,27 @@ def quality_table(seeds: int = 10) -> str:
         "| median time to detect (min) | false alarms / day | seconds |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, t in quality(seeds).items():
+    tallies = quality(seeds)
+    for name, t in tallies.items():
         recall = t.named / t.incidents if t.incidents else float("nan")
         precision = (t.episodes - t.false) / t.episodes if t.episodes else 1.0
         ttd = f"{statistics.median(t.ttd):.1f}" if t.ttd else "–"
         lines.append(
             f"| {name} | {t.named}/{t.incidents} | {recall:.2f} | {t.raised}/{t.incidents} "
             f"| {precision:.2f} | {ttd} | {t.false / t.days:.2f} | {t.seconds:.0f} |"
+        )
+    ours = tallies[next(iter(DETECTORS))]
+    lines += [
+        "",
+        "| nightshift, by kind | named | median / slowest minutes to name "
+        f"| named with code {SURGE_CODE} |",
+        "|---|---|---|---|",
+    ]
+    for kind, minutes in sorted(ours.kinds.items()):
+        found = [m for m in minutes if m is not None]
+        when = f"{statistics.median(found):.1f} / {max(found):.0f}" if found else "–"
+        lines.append(
+            f"| {kind} | {len(found)}/{len(minutes)} | {when} | {ours.by_code.get(kind, 0)} |"
         )
     return "\n".join(lines)
 

@@ -126,7 +126,8 @@ def explain(seen: Evidence, lang: str, tz: tzinfo) -> str:
     if seen.slice is not None:
         text = _in(lang, SLICE).format(slice=slice_name(seen.slice)) + text
         if seen.share is not None:
-            text += _in(lang, SLICE_SHARE).format(share=percent(seen.share, lang, None))
+            digits = 0 if seen.share >= 0.01 else None  # "6% do volume", not "6,0%"
+            text += _in(lang, SLICE_SHARE).format(share=percent(seen.share, lang, digits))
     return text
 
 
