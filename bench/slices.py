@@ -258,7 +258,7 @@ def tick(days: int = 90, minutes: int = 120) -> str:
     return (
         f"| slices | history | rows | warm-up (s) | step median / p95 (ms) "
         f"| total engine: warm-up (s), step median (ms) |\n|---|---|---|---|---|---|\n"
-        f"| {len(watch.watched)} watched of {len(watch._slices)} | {days} days "
+        f"| {len(watch.watched)} watched of {len(watch.known)} | {days} days "
         f"| {len(feed.slices):,} (simulated in {made:.0f} s) | {warm:.1f} "
         f"| {statistics.median(slice_ms):.1f} / {p95:.1f} "
         f"| {warm_total:.1f}, {statistics.median(total_ms):.2f} |"

@@ -101,7 +101,11 @@ def _columns(slices: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str, str
 
 
 class SliceWatch:
-    """Per-slice detection, warmed on a slice history and stepped one closed minute at a time."""
+    """Per-slice detection, warmed on a slice history and stepped one closed minute at a time.
+
+    `budget` is the number of slices that share one false-alarm budget (at least the slices in
+    the history); `floor_per_hour` and `busy_share` the volume floor (the module docstring).
+    """
 
     def __init__(
         self,
@@ -220,6 +224,11 @@ class SliceWatch:
     # ------------------------------------------------------------------- tick
 
     @property
+    def known(self) -> tuple[Slice, ...]:
+        """Every slice seen, above the volume floor or not."""
+        return tuple(((d, v),) for d, v in self._slices)
+
+    @property
     def watched(self) -> tuple[Slice, ...]:
         """The slices judged now (those above the volume floor)."""
         return tuple(((d, v),) for (d, v), e in self._slices.items() if self._busy(e))
@@ -293,6 +302,11 @@ class SliceWatch:
         entry.emitted.add(finding.key)
         if finding.resolved:
             entry.emitted.discard(finding.key)
+        return self._named(key, finding, entry)
+
+    def _named(self, key: tuple[str, str], finding: Finding, entry: _Slice) -> Finding:
+        """An engine's finding as a slice finding: its slice, its share of the volume and,
+        for a surge, the authorization code that carries it."""
         dimension = sum(e.level for k, e in self._slices.items() if k[0] == key[0])
         share = entry.level / max(dimension, entry.level, 1e-9)
         where: Slice = (key,)
@@ -304,6 +318,16 @@ class SliceWatch:
             codes = drill_down(named, self.recent_frame(codes_only=True))
             named = replace(named, evidence=with_carriers(evidence, codes))
         return named
+
+    @property
+    def open_findings(self) -> list[Finding]:
+        """Slice episodes raised and open right now (for `status`: a broken slice)."""
+        return [
+            self._named(key, finding, entry)
+            for key, entry in self._slices.items()
+            for finding in entry.engine.open_findings
+            if finding.key in entry.emitted
+        ]
 
     # ------------------------------------------------------------- drill-down
 

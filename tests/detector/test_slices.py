@@ -194,5 +194,13 @@ def test_live_slice_watch_names_the_slice_and_the_total_drills_down_to_it() -> N
 
 
 def test_no_new_slice_episode_while_the_total_is_in_one() -> None:
-    _, sliced, _ = _live(180, total_open=True)
+    _, sliced, watch = _live(180, total_open=True)
     assert sliced == []
+    assert watch.open_findings == []
+
+
+def test_an_open_slice_episode_is_there_for_status() -> None:
+    _, sliced, watch = _live(180, total_open=False)
+    (broken,) = watch.open_findings
+    assert broken.slice == (("acquirer", "b"),) and not broken.resolved
+    assert broken.key in {f.key for f in sliced}
