@@ -21,7 +21,7 @@ from detector.grouping import OfflineIncident, group
 from detector.simulate import INCIDENTS, Label, simulate
 from detector.slicefeed import SLICE_INCIDENTS, joint_rows, parse_dimensions, simulate_slices
 from skills.formatting import hhmm
-from skills.wording import explain
+from skills.wording import explain, slice_name
 from storage.parsing import FeedBatch, FeedError, load_file
 
 
@@ -113,6 +113,13 @@ def _slices(batch: FeedBatch) -> pd.DataFrame | None:
     return frame() if callable(frame) else None
 
 
+def _what(segment: Segment) -> str:
+    """A table's name of what a segment is about: `approved`, or `acquirer=cielo approved`."""
+    if segment.slice is None:
+        return segment.metric
+    return f"{slice_name(segment.slice)} {segment.metric}"
+
+
 def _lost(counts: pd.DataFrame, baseline: pd.DataFrame, status: str) -> pd.Series:
     """Expected minus observed of the judged status (approvals, or sales) per time step."""
     if "observed" in baseline.columns:
@@ -141,7 +148,7 @@ def _incident_table(
                 incident.severity,
                 hhmm(incident.detected_at, tz),
                 f"{incident.approvals_lost:.0f}",
-                ", ".join(dict.fromkeys(segments[i].metric for i in incident.members)),
+                ", ".join(dict.fromkeys(_what(segments[i]) for i in incident.members)),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
@@ -206,7 +213,7 @@ def _analysis_table(segments: list[Segment], tz: tzinfo, lang: str, kind: str) -
         rows.append(
             (
                 f"{s.start.astimezone(tz).strftime('%Y-%m-%d %H:%M')}–{end}",
-                s.metric,
+                _what(s),
                 f"{s.observed:.4g}{unit} vs {s.expected:.4g}{unit}",
                 f"{s.z:+.1f}",
                 s.severity,

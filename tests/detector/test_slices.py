@@ -157,7 +157,9 @@ def test_analyze_json_gives_the_slice_of_slice_findings(
     outage = next(lab for lab in feed.labels if lab.kind == "slice_outage")
     assert {"acquirer": outage.slice[0][1]} in [a["slice"] for a in sliced]  # type: ignore[index]
     assert all(a["explanation"].startswith("acquirer=") for a in sliced)
-    assert all("slice" not in a for a in doc["anomalies"] if not a["metric"])
+    assert main(["analyze", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert f"acquirer={outage.slice[0][1]} approved" in table  # type: ignore[index]
 
 
 def _live(down_from: int, total_open: bool) -> tuple[list[Finding], list[Finding], SliceWatch]:
