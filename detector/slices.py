@@ -103,20 +103,22 @@ def _columns(slices: pd.DataFrame) -> tuple[np.ndarray, list[tuple[str, str, str
 class SliceWatch:
     """Per-slice detection, warmed on a slice history and stepped one closed minute at a time.
 
-    `budget` is the number of slices that share one false-alarm budget (at least the slices in
-    the history); `floor_per_hour` and `busy_share` the volume floor (the module docstring).
+    `budget` is the number of slices that share one false-alarm budget (None: 100, or the
+    slices in the history when more; 1 turns the correction off); `floor_per_hour` and
+    `busy_share` the volume floor (the module docstring).
     """
 
     def __init__(
         self,
         config: DetectorConfig | None = None,
         *,
-        budget: int = 100,
+        budget: int | None = None,
         floor_per_hour: float = 60.0,
         busy_share: float = 0.5,
     ) -> None:
         self.config = config or DetectorConfig()
-        self.budget = budget
+        self.fixed_budget = budget is not None
+        self.budget = budget or 100
         self.floor_per_hour = floor_per_hour
         self.busy_share = busy_share
         self._slices: dict[tuple[str, str], _Slice] = {}
@@ -140,7 +142,8 @@ class SliceWatch:
         first, last = minutes.min(), minutes.max()
         span = pd.date_range(first, last, freq="min")
         seasonal = self._learn(minutes, col, slices["count"].to_numpy(float), columns, span)
-        self.budget = max(self.budget, len({(d, v) for d, v, _ in columns}))
+        if not self.fixed_budget:
+            self.budget = max(self.budget, len({(d, v) for d, v, _ in columns}))
         counts = slices["count"].to_numpy(float)
         offset = ((minutes - first) // pd.Timedelta(minutes=1)).to_numpy()
         self._tally(offset, col, counts, columns, len(span))
