@@ -107,7 +107,7 @@ def simulate(
     statuses = list(SHARES)
     mult = np.ones((n, len(statuses)))
     silent = np.zeros(n, dtype=bool)
-    labels = _place(kinds, level, rng, origin)
+    labels = place(kinds, level, rng, origin)
     col = {s: i for i, s in enumerate(statuses)}
     for lab in labels:
         a = int((lab.start - origin).total_seconds() // 60)
@@ -145,7 +145,7 @@ def simulate(
     return long.astype({"count": "int64"}), labels
 
 
-def _place(
+def place(
     kinds: list[str],
     level: np.ndarray,
     rng: np.random.Generator,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from detector import DetectorError
-from detector.simulate import Label, _place, simulate
+from detector.simulate import Label, place, simulate
 
 SLICE_INCIDENTS = ("slice_outage", "slice_denied_surge", "slice_degradation")
 SLICE_AFFECTS = {
@@ -111,7 +111,7 @@ def simulate_slices(
     taken[: quiet_hours * 60] = True
     for lab in labels:
         taken[_at(lab.start, origin) : _at(lab.end, origin)] = True
-    placed = _place(kinds, level.to_numpy(), rng, origin, taken=taken, busy_share=0.55)
+    placed = place(kinds, level.to_numpy(), rng, origin, taken=taken, busy_share=0.55)
     excess = np.zeros(len(stamps), dtype=np.int64)
     slice_labels: list[Label] = []
     for lab in placed:
