@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--incidents", metavar="LIST", help="comma list of incident kinds")
+    p.add_argument(
+        "--dimensions",
+        metavar="LIST",
+        help="dimensions and their number of values, e.g. acquirer:5,brand:4 (adds slice "
+        "incidents: an acquirer down, a brand's denials surging, a slice degrading)",
+    )
     p.add_argument("--output", metavar="FEED.csv", required=True)
     p.add_argument("--labels", metavar="LABELS.json")
 

@@ -18,10 +18,11 @@ from bot.settings import Settings
 from detector import DetectorError
 from detector.findings import Segment
 from detector.grouping import OfflineIncident, group
-from detector.simulate import INCIDENTS, simulate
+from detector.simulate import INCIDENTS, Label, simulate
+from detector.slicefeed import SLICE_INCIDENTS, joint_rows, parse_dimensions, simulate_slices
 from skills.formatting import hhmm
-from skills.wording import explain
-from storage.parsing import FeedError, load_file
+from skills.wording import explain, slice_name
+from storage.parsing import FeedBatch, FeedError, load_file
 
 
 def _zone(args: argparse.Namespace) -> tzinfo:
@@ -75,7 +76,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             auth = batch.auth_codes_frame()
             if args.auth_codes:
                 auth = load_file(Path(args.auth_codes), default_date=day, tz=tz).auth_codes_frame()
-            result = analyze_transactions(counts, auth, DetectorConfig(tz=tz))
+            cuts = _slices(batch)
+            result = analyze_transactions(counts, auth, DetectorConfig(tz=tz), slices=cuts)
             segments, baseline = list(result.segments), result.baseline
             status = "approved"
     except FeedError as error:
@@ -100,6 +102,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print()
         print(_analysis_table(segments, tz, lang, kind))
     return 0
+
+
+def _slices(batch: FeedBatch) -> pd.DataFrame | None:
+    """The batch's slice marginals (`minute, status, dimension, value, count`), if it has any."""
+    return batch.slices_frame() if batch.slices else None
+
+
+def _what(segment: Segment) -> str:
+    """A table's name of what a segment is about: `approved`, or `acquirer=cielo approved`."""
+    if segment.slice is None:
+        return segment.metric
+    return f"{slice_name(segment.slice)} {segment.metric}"
 
 
 def _lost(counts: pd.DataFrame, baseline: pd.DataFrame, status: str) -> pd.Series:
@@ -130,7 +144,7 @@ def _incident_table(
                 incident.severity,
                 hhmm(incident.detected_at, tz),
                 f"{incident.approvals_lost:.0f}",
-                ", ".join(dict.fromkeys(segments[i].metric for i in incident.members)),
+                ", ".join(dict.fromkeys(_what(segments[i]) for i in incident.members)),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
@@ -166,6 +180,7 @@ def _analysis_json(
                 "observed": s.observed,
                 "deviation": s.z,
                 "explanation": explain(s.evidence, lang, tz),
+                **({"slice": dict(s.slice)} if s.slice is not None else {}),
             }
             for s in segments
         ],
@@ -194,7 +209,7 @@ def _analysis_table(segments: list[Segment], tz: tzinfo, lang: str, kind: str) -
         rows.append(
             (
                 f"{s.start.astimezone(tz).strftime('%Y-%m-%d %H:%M')}–{end}",
-                s.metric,
+                _what(s),
                 f"{s.observed:.4g}{unit} vs {s.expected:.4g}{unit}",
                 f"{s.z:+.1f}",
                 s.severity,
@@ -334,20 +349,20 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     incidents = None
+    known = INCIDENTS + (SLICE_INCIDENTS if args.dimensions else ())
     if args.incidents is not None:
         incidents = [k.strip() for k in args.incidents.split(",") if k.strip()]
-        unknown = [k for k in incidents if k not in INCIDENTS]
+        unknown = [k for k in incidents if k not in known]
         if unknown:
-            raise CliError(
-                f"--incidents: unknown {', '.join(unknown)} (known: {', '.join(INCIDENTS)})"
-            )
+            raise CliError(f"--incidents: unknown {', '.join(unknown)} (known: {', '.join(known)})")
     try:
-        frame, labels = simulate(args.hours, args.seed, incidents)
+        if args.dimensions:
+            out, labels = _dimensioned(args, incidents)
+        else:
+            frame, labels = simulate(args.hours, args.seed, incidents)
+            out = frame.assign(timestamp=_iso(frame["minute"]))[["timestamp", "status", "count"]]
     except DetectorError as error:
         raise CliError(f"simulate: {error}") from None
-    out = frame.assign(
-        timestamp=frame["minute"].map(lambda m: m.to_pydatetime().astimezone(UTC).isoformat())
-    )[["timestamp", "status", "count"]]
     try:
         out.to_csv(args.output, index=False, quoting=csv.QUOTE_MINIMAL)
         if args.labels:
@@ -361,3 +376,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _iso(minutes: pd.Series) -> pd.Series:
+    return minutes.map(lambda m: m.to_pydatetime().astimezone(UTC).isoformat())
+
+
+def _dimensioned(
+    args: argparse.Namespace, incidents: list[str] | None
+) -> tuple[pd.DataFrame, list[Label]]:
+    """`timestamp,status,<dimensions>,count` rows with total and slice incidents."""
+    dimensions = parse_dimensions(args.dimensions)
+    totals = None if incidents is None else [k for k in incidents if k in INCIDENTS]
+    cuts = None if incidents is None else [k for k in incidents if k in SLICE_INCIDENTS]
+    feed = simulate_slices(dimensions, args.hours, args.seed, totals, cuts)
+    rows = joint_rows(feed, np.random.default_rng(args.seed))
+    names = [name for name, _ in dimensions]
+    out = rows.assign(timestamp=_iso(rows["minute"]))[["timestamp", "status", *names, "count"]]
+    return out, feed.labels

@@ -67,7 +67,19 @@ class Engine:
         table = dense_counts(history)
         if table.empty:
             return
-        self._seasonal = learn(history, self.config.tz)
+        self.prime(learn(history, self.config.tz), table)
+        if self.config.mix and len(table) >= self.config.mix_min_rows:
+            self._fit_mix_from(table)
+        log.info(
+            "detector warmed: %d minutes of history, seasonal=%s",
+            len(table),
+            "none" if self._seasonal is None else f"{self._seasonal.days} days",
+        )
+
+    def prime(self, seasonal: Seasonal | None, table: pd.DataFrame) -> None:
+        """Take a seasonal profile learned elsewhere and replay the last hours of `table` (dense
+        minute x status) through the online state; what that replay opened is forgotten."""
+        self._seasonal = seasonal
         for status in table.columns:
             self._register(str(status))
         tail = table.iloc[-720:]
@@ -76,13 +88,6 @@ class Engine:
         for i, minute in enumerate(tail.index):
             self.step(minute.to_pydatetime(), dict(zip(cols, values[i].tolist(), strict=True)))
         self._episodes.clear()
-        if self.config.mix and len(table) >= self.config.mix_min_rows:
-            self._fit_mix_from(table)
-        log.info(
-            "detector warmed: %d minutes of history, seasonal=%s",
-            len(table),
-            "none" if self._seasonal is None else f"{self._seasonal.days} days",
-        )
 
     def _fit_mix_from(self, table: pd.DataFrame) -> None:
         totals = table.sum(axis=1)

@@ -85,11 +85,24 @@ def learn(history: pd.DataFrame, tz: tzinfo, *, min_days: int = 1) -> Seasonal |
     bin_of = minute_of_day // BIN_MINUTES
     np.add.at(sums, (day_number, bin_of), values)
     np.add.at(seen, (day_number, bin_of), 1)
+    day_weekday = np.full(days, -1)
+    day_weekday[day_number] = weekday
+    return profile(sums, seen, day_weekday, statuses, tz)
+
+
+def profile(
+    sums: np.ndarray,
+    seen: np.ndarray,
+    day_weekday: np.ndarray,
+    statuses: tuple[str, ...],
+    tz: tzinfo,
+) -> Seasonal:
+    """The seasonal profile from per (day, half-hour bin, column) sums over `seen` minutes:
+    medians across days (per weekday from two weeks on), interpolated to every minute."""
+    days, bins = seen.shape
     with np.errstate(invalid="ignore", divide="ignore"):
         per_day = sums / seen[:, :, None]
     per_day[seen < BIN_MINUTES / 2] = np.nan
-    day_weekday = np.full(days, -1)
-    day_weekday[day_number] = weekday
     weeks = days // 7
     if weeks >= 2:
         profiles = np.stack(

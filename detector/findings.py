@@ -12,6 +12,8 @@ from typing import Literal
 
 from detector.signals import Signal
 
+#: A slice of the feed: ((dimension, value), ...), e.g. (("acquirer", "cielo"),).
+Slice = tuple[tuple[str, str], ...]
 Severity = Literal["critical", "warning"]
 Kind = Literal["outage", "volume_drop", "surge", "rate", "mix", "feed_silence"]
 
@@ -30,6 +32,11 @@ class Evidence:
     cause: Cause | None = None  # a denial surge's dominant authorization code
     merchants: tuple[tuple[str, float], ...] = ()  # the few that carry a surge, with their share
     also: tuple[str, ...] = ()  # the episode's other statuses
+    # a slice finding's slice, ((dimension, value), ...), and its share of the volume
+    slice: Slice | None = None
+    share: float | None = None
+    # drill-down: the slices that carry most of the deviation, (dimension, value, share of it)
+    slices: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class Finding:
     observed: float
     evidence: Evidence
     resolved: bool = False
+    slice: Slice | None = None  # the slice this finding is about; None for the total
 
     def resolve(self, end: datetime) -> Finding:
         """This episode, closed at `end`."""
@@ -80,3 +88,4 @@ class Segment:
     observed: float  # per minute, at the peak
     z: float
     evidence: Evidence
+    slice: Slice | None = None  # the slice this segment is about; None for the total

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from detector import DetectorError
+from detector.findings import Slice
 
 INCIDENTS = (
     "outage",
@@ -50,15 +51,19 @@ class Label:
     start: datetime
     end: datetime
     statuses: tuple[str, ...]
+    slice: Slice | None = None  # an incident confined to one slice: ((dimension, value),)
 
     def as_json(self) -> dict[str, object]:
-        """JSON-ready form (ISO 8601 times)."""
-        return {
+        """JSON-ready form (ISO 8601 times; `slice` only on a slice's incident)."""
+        out: dict[str, object] = {
             "kind": self.kind,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "statuses": list(self.statuses),
         }
+        if self.slice is not None:
+            out["slice"] = dict(self.slice)
+        return out
 
 
 def daily_profile(hour_of_day: np.ndarray) -> np.ndarray:
@@ -102,7 +107,7 @@ def simulate(
     statuses = list(SHARES)
     mult = np.ones((n, len(statuses)))
     silent = np.zeros(n, dtype=bool)
-    labels = _place(kinds, level, rng, origin)
+    labels = place(kinds, level, rng, origin)
     col = {s: i for i, s in enumerate(statuses)}
     for lab in labels:
         a = int((lab.start - origin).total_seconds() // 60)
@@ -140,17 +145,26 @@ def simulate(
     return long.astype({"count": "int64"}), labels
 
 
-def _place(
-    kinds: list[str], level: np.ndarray, rng: np.random.Generator, origin: datetime
+def place(
+    kinds: list[str],
+    level: np.ndarray,
+    rng: np.random.Generator,
+    origin: datetime,
+    *,
+    taken: np.ndarray | None = None,
+    busy_share: float = 0.2,
 ) -> list[Label]:
+    """Windows for `kinds` at busy times (level at least `busy_share` of its peak), 45 minutes
+    apart from each other and from what `taken` already marks."""
     n = len(level)
-    taken = np.zeros(n, dtype=bool)
+    if taken is None:
+        taken = np.zeros(n, dtype=bool)
     taken[:120] = True  # the first two hours are the detector's cold start
-    busy = level >= 0.2 * level.max()
+    busy = level >= busy_share * level.max()
     out: list[Label] = []
     for kind in kinds:
         length = (
-            int(rng.integers(15, 40)) if kind != "slow_degradation" else int(rng.integers(50, 80))
+            int(rng.integers(15, 40)) if "degradation" not in kind else int(rng.integers(50, 80))
         )
         for _ in range(500):
             a = int(rng.integers(120, max(n - length - 30, 121)))
@@ -165,7 +179,7 @@ def _place(
                 kind,
                 origin + timedelta(minutes=a),
                 origin + timedelta(minutes=b),
-                AFFECTS[kind],
+                AFFECTS.get(kind, ("approved",)),
             )
         )
     return sorted(out, key=lambda lab: lab.start)

@@ -77,6 +77,17 @@ SENTENCES: dict[str, tuple[str, str]] = {
 CAUSE = ("; {share} código {code}", "; {share} code {code}")
 MERCHANTS = ("; concentrado em {merchants}", "; mostly {merchants}")
 ALSO = ("; também: {statuses}", "; also: {statuses}")
+#: A slice's finding opens with its slice and closes with its share of the volume; a total's
+#: finding names the slices that carry its deviation (drill-down).
+SLICE = ("{slice}: ", "{slice}: ")
+SLICE_SHARE = ("; {share} do volume", "; {share} of volume")
+CARRIERS = ("; {carriers}", "; {carriers}")
+CARRIER = ("{share} em {slice}", "{share} in {slice}")
+
+
+def slice_name(where: tuple[tuple[str, str], ...]) -> str:
+    """`acquirer=cielo` (or `acquirer=cielo,brand=visa`)."""
+    return ",".join(f"{dimension}={value}" for dimension, value in where)
 
 
 def _in(lang: str, words: tuple[str, str]) -> str:
@@ -102,8 +113,21 @@ def explain(seen: Evidence, lang: str, tz: tzinfo) -> str:
     if seen.merchants:
         shares = ", ".join(f"{m} ({percent(share, lang, None)})" for m, share in seen.merchants)
         text += _in(lang, MERCHANTS).format(merchants=shares)
+    if seen.slices:
+        carriers = ", ".join(
+            _in(lang, CARRIER).format(
+                share=percent(share, lang, None), slice=slice_name(((dimension, value),))
+            )
+            for dimension, value, share in seen.slices
+        )
+        text += _in(lang, CARRIERS).format(carriers=carriers)
     if seen.also:
         text += _in(lang, ALSO).format(statuses=", ".join(seen.also))
+    if seen.slice is not None:
+        text = _in(lang, SLICE).format(slice=slice_name(seen.slice)) + text
+        if seen.share is not None:
+            digits = 0 if seen.share >= 0.01 else None  # "6% do volume", not "6,0%"
+            text += _in(lang, SLICE_SHARE).format(share=percent(seen.share, lang, digits))
     return text
 
 

@@ -181,3 +181,23 @@ def test_a_finding_is_stored_with_its_numbers_and_its_words_in_both_languages() 
     assert record.explanation_pt == explain(DENIED, "pt", SP)
     assert record.explanation_en.startswith("denied at 31% of transactions")
     assert record.explanation_en.endswith("; also: approved")
+
+
+def test_a_slice_finding_opens_with_its_slice_and_closes_with_its_share_of_volume() -> None:
+    down = seen("volume_drop", "approved", observed=0.0, expected=41.0, sd=6.4, z=-6.4)
+    stone = replace(down, slice=(("acquirer", "stone"),), share=0.06)
+    assert explain(stone, "pt", SP) == (
+        "acquirer=stone: approved caiu para 0/min vs 41 ± 6 esperado neste horário "
+        "(−100%, z=-6) desde 17:09; 6% do volume"
+    )
+    assert explain(stone, "en", SP) == (
+        "acquirer=stone: approved down to 0/min vs 41 ± 6 expected at this hour "
+        "(−100%, z=-6) since 17:09; 6% of volume"
+    )
+
+
+def test_a_total_finding_names_the_slices_that_carry_it() -> None:
+    drop = seen("volume_drop", "approved", observed=62.0, expected=100.0, sd=10.0, z=-3.8)
+    drilled = replace(drop, slices=(("acquirer", "cielo", 0.92),))
+    assert explain(drilled, "pt", SP).endswith("desde 17:09; 92% em acquirer=cielo")
+    assert explain(drilled, "en", SP).endswith("since 17:09; 92% in acquirer=cielo")
