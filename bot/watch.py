@@ -14,6 +14,8 @@ import pandas as pd
 
 from detector.engine import Engine
 from detector.findings import Finding
+from detector.offline import by_minute
+from detector.slices import SliceWatch
 from skills.core import Clock
 from skills.findings import anomaly_record
 from storage.records import AlertChange, AlertGroup, AlertIn
@@ -73,7 +75,8 @@ def release_freed_memory() -> None:
 
 
 class FeedWatch:
-    """Owns one Engine; `tick()` (blocking: run it in a thread) judges what is new and stores it."""
+    """Owns the total's Engine and the slices' SliceWatch; `tick()` (blocking: run it in a
+    thread) judges what is new and stores it."""
 
     def __init__(
         self,
@@ -86,6 +89,7 @@ class FeedWatch:
         self._store = store
         self._clock = clock
         self._engine = engine or Engine()
+        self._slices = SliceWatch(self._engine.config)
         self._impact = Impact()
         self._told: dict[str, float] = {}  # open finding → approvals lost as last stored
         self._watchdog_after = watchdog_after
@@ -100,6 +104,7 @@ class FeedWatch:
         """Learn the baseline from stored history, up to the last closed minute."""
         until = self._closed_until()
         self._engine.warm(self._store.counts_frame(until - HISTORY, until + MINUTE))
+        self._slices.warm(self._store.slice_frame(until - HISTORY, until + MINUTE))
         self._last = until
         self._after_warm()
 
@@ -118,6 +123,7 @@ class FeedWatch:
         counts = _by_minute(self._store.counts_frame(start, until + MINUTE), "status")
         codes = _by_minute(self._store.auth_codes_frame(start, until + MINUTE), "auth_code")
         merchants = _merchants(self._store.merchants_frame(start, until + MINUTE))
+        cuts = by_minute(self._store.slice_frame(start, until + MINUTE))
         changed: list[Finding] = []
         volume = self._engine.config.volume_status
         minute = start
@@ -126,19 +132,30 @@ class FeedWatch:
             if row:  # a minute with no rows at all is a silent feed, not lost sales
                 expected, _ = self._engine.expectation(minute, volume)
                 self._impact.add(minute, expected, float(row.get(volume, 0)))
-            changed.extend(self._engine.step(minute, row, codes.get(minute), merchants.get(minute)))
+            total = self._engine.step(minute, row, codes.get(minute), merchants.get(minute))
+            changed.extend(
+                self._slices.step(
+                    minute,
+                    cuts.get(minute, {}),
+                    codes.get(minute),
+                    total_open=bool(self._engine.open_findings),
+                )
+            )
+            # After the slices' step, which keeps the minutes a drill-down compares with.
+            changed.extend(self._slices.drill(f) for f in total)
             minute += MINUTE
         self._last = until
         changed.extend(self._engine.check_silence(now, self._store.last_minute(before=now)))
         latest = {f.key: f for f in changed}  # each changed episode as it stands now
-        # Open episodes cost more by the minute: stored again when their impact grew.
-        for finding in self._engine.open_findings:
+        # Open episodes cost more by the minute: stored again when their impact grew (the
+        # total's: a slice's finding carries no approvals-lost figure of its own yet).
+        for finding in map(self._slices.drill, self._engine.open_findings):
             grown = self._impact.lost(finding.start, None) - self._told.get(finding.key, 0.0)
             if finding.key not in latest and grown >= 1.0:
                 latest[finding.key] = finding
         tz = self._engine.config.tz
         for finding in latest.values():
-            lost = self._impact.lost(finding.start, finding.end)
+            lost = 0.0 if finding.slice else self._impact.lost(finding.start, finding.end)
             self._store.save_anomaly(anomaly_record(finding, now, tz, lost))
             if finding.resolved:
                 self._told.pop(finding.key, None)

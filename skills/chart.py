@@ -11,9 +11,11 @@ weekdays); longer windows get no band.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -139,7 +141,60 @@ def history_shifts(window: Window) -> tuple[timedelta, ...]:
     return ()
 
 
-def read_chart(store: Store, window: Window) -> ChartData:
+class Traffic(Protocol):
+    """What a chart reads: the store's totals, or one slice's (`SliceTraffic`)."""
+
+    def totals_by_status(self, start: datetime, end: datetime) -> dict[str, int]: ...
+
+    def traffic_statuses(self, start: datetime, end: datetime) -> tuple[str, ...]: ...
+
+    def status_buckets(
+        self, status: str, start: datetime, end: datetime, bucket: timedelta
+    ) -> pd.Series[int]: ...
+
+    def anomalies(self, start: datetime, end: datetime) -> list[AnomalyRecord]: ...
+
+
+class SliceTraffic:
+    """One slice of the feed (`acquirer=cielo`) read as a chart reads the total: its series
+    summed into buckets here, its anomalies those found on that slice."""
+
+    def __init__(self, store: Store, dimension: str, value: str) -> None:
+        self._store, self._dimension, self._value = store, dimension, value
+
+    def _series(self, start: datetime, end: datetime) -> pd.DataFrame:
+        return self._store.slice_series(self._dimension, self._value, start, end)
+
+    def totals_by_status(self, start: datetime, end: datetime) -> dict[str, int]:
+        frame = self._series(start, end)
+        return {str(k): int(v) for k, v in frame.groupby("status")["count"].sum().items()}
+
+    def traffic_statuses(self, start: datetime, end: datetime) -> tuple[str, ...]:
+        totals = self.totals_by_status(start, end)
+        return tuple(sorted(totals)) if sum(totals.values()) > 0 else ()
+
+    def status_buckets(
+        self, status: str, start: datetime, end: datetime, bucket: timedelta
+    ) -> pd.Series[int]:
+        frame = self._series(start, end)
+        frame = frame[frame["status"] == status]
+        index = pd.date_range(
+            pd.Timestamp(start).tz_convert("UTC"),
+            pd.Timestamp(end).tz_convert("UTC"),
+            freq=bucket,
+            inclusive="left",
+        )
+        totals = np.zeros(len(index), np.int64)
+        slots = (pd.to_datetime(frame["minute"], utc=True) - index[0]) // pd.Timedelta(bucket)
+        np.add.at(totals, slots.to_numpy(np.int64), frame["count"].to_numpy(np.int64))
+        return pd.Series(totals, index=index, name=status)
+
+    def anomalies(self, start: datetime, end: datetime) -> list[AnomalyRecord]:
+        mine = {self._dimension: self._value}
+        return [a for a in self._store.anomalies(start, end) if dict(a.slice or {}) == mine]
+
+
+def read_chart(store: Traffic, window: Window) -> ChartData:
     """The window's totals, which comparable windows before it had traffic, and its anomalies
     (blocking)."""
     totals = store.totals_by_status(window.start, window.end)
@@ -154,7 +209,7 @@ def read_chart(store: Store, window: Window) -> ChartData:
     return ChartData(window, totals, tuple(history), tuple(sorted(seen)), anomalies)
 
 
-def read_counts(store: Store, data: ChartData, status: str) -> StatusCounts:
+def read_counts(store: Traffic, data: ChartData, status: str) -> StatusCounts:
     """`status` per bucket in the window and in each comparable window (blocking); the store
     sums the buckets, so only a few hundred numbers a window leave the database."""
     window = data.window
@@ -317,28 +372,38 @@ def summary(
     return line
 
 
+_SLICE = re.compile(r"(?:^|\s)([a-z][a-z0-9_]{0,31})=(\S+)")
+
+
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
+    cut = _SLICE.search(args)
+    source: Traffic = ctx.store
+    named = ""
+    if cut is not None:
+        source = SliceTraffic(ctx.store, cut.group(1), cut.group(2))
+        named = f"{cut.group(1)}={cut.group(2)} "
+        args = (args[: cut.start()] + " " + args[cut.end() :]).strip()
     period, asked = _arguments(args)
     window = window_for(ctx.clock.now(), period)
-    data = await ctx.read(read_chart, ctx.store, window)
+    data = await ctx.read(read_chart, source, window)
     when = describe(period, ctx.lang)
     if not data.statuses:
         return Reply(
             title=ctx.tr(
-                f"📊 Nenhuma transação ({when}) nem antes dela: não há o que desenhar.",
-                f"📊 No transactions ({when}) nor before it: nothing to draw.",
+                f"📊 Nenhuma transação {named}({when}) nem antes dela: não há o que desenhar.",
+                f"📊 No {named}transactions ({when}) nor before it: nothing to draw.",
             )
         )
     status = _status(ctx, asked, data)
-    counts = await ctx.read(read_counts, ctx.store, data, status)
+    counts = await ctx.read(read_counts, source, data, status)
     anomalies = anomalies_for(data, status)
-    title = f"{status} {_every(ctx, window.bucket)} · {when}"
+    title = f"{named}{status} {_every(ctx, window.bucket)} · {when}"
     png = await ctx.call(draw, window, counts, status, anomalies, ctx.tz, title)
     return Reply(
         title=f"📊 {title}",
         image=Image(
             png,
             f"nightshift-{_compact(period)}.png",
-            summary(ctx, data, counts, status, when, len(anomalies)),
+            named + summary(ctx, data, counts, status, when, len(anomalies)),
         ),
     )

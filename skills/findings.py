@@ -31,4 +31,5 @@ def anomaly_record(
         explanation_en=explain(finding.evidence, "en", tz),
         resolved=finding.resolved,
         approvals_lost=round(approvals_lost, 1),
+        slice=dict(finding.slice) if finding.slice else None,
     )

@@ -10,7 +10,7 @@ from skills.core import Invocation, Reply, Section, SkillContext
 from skills.formatting import ago, criticos, duration, number, percent, severity_icon
 from skills.incident import worst_first
 from skills.notices import headline, title_of
-from storage.records import AlertRecord, IncidentRecord, IncidentView
+from storage.records import AlertRecord, AnomalyRecord, IncidentRecord, IncidentView
 from storage.store import Store
 
 LATE_AFTER = timedelta(minutes=5)
@@ -27,6 +27,7 @@ class Snapshot:
     alerts: list[AlertRecord]
     last_incident: IncidentRecord | None
     missed_briefing: str | None
+    broken_slices: list[AnomalyRecord]  # open findings on one slice of the feed
 
 
 def take_snapshot(store: Store, now: datetime) -> Snapshot:
@@ -44,6 +45,9 @@ def take_snapshot(store: Store, now: datetime) -> Snapshot:
         alerts=store.alerts(active_only=True),
         last_incident=next(iter(store.incidents(limit=1)), None),
         missed_briefing=store.get_state("briefing_missed"),
+        broken_slices=[
+            a for a in store.anomalies(now - timedelta(hours=6), now, open_only=True) if a.slice
+        ],
     )
 
 
@@ -125,6 +129,14 @@ def _alert_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     ]
 
 
+def _slice_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
+    """A slice that broke, named even when the total looks normal."""
+    return [
+        "🧩 " + (a.explanation_pt if ctx.lang == "pt" else a.explanation_en)
+        for a in snap.broken_slices[:3]
+    ]
+
+
 def _incident_lines(ctx: SkillContext, snap: Snapshot) -> list[str]:
     """Incidents, not findings: one fire with several symptoms counts once."""
     open_ones = snap.open_incidents
@@ -199,7 +211,11 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     return Reply(
         title=f"{icon} nightshift · {head} · {local_now}",
         sections=(
-            Section(lines=tuple(_feed_lines(ctx, snap) + _traffic_lines(ctx, snap))),
+            Section(
+                lines=tuple(
+                    _feed_lines(ctx, snap) + _traffic_lines(ctx, snap) + _slice_lines(ctx, snap)
+                )
+            ),
             Section(lines=tuple(_incident_lines(ctx, snap) + _alert_lines(ctx, snap))),
             Section(lines=tuple(_system_lines(ctx, snap))),
         ),

@@ -178,3 +178,50 @@ def test_in_serve_what_the_warm_up_loaded_is_kept_out_of_full_collections(
         assert gc.get_freeze_count() > before + 10_000
     finally:
         gc.unfreeze()
+
+
+async def test_a_slice_outage_is_found_live_stored_with_its_slice_and_named(
+    core: Core, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Issue 15 end to end: a dimensioned feed file ingested as a user would, one acquirer of
+    about 5% of the volume goes to zero, and the live tick stores a finding naming it."""
+    from detector.slicefeed import simulate_slices
+
+    feed = simulate_slices([("acquirer", 8)], 24 * 8, seed=4, incidents=[], slice_incidents=[])
+    rows = feed.slices.rename(columns={"value": "acquirer"})
+    shares = rows.groupby("acquirer")["count"].sum() / rows["count"].sum()
+    small = str((shares - 0.05).abs().idxmin())
+    start = rows["minute"].min() + timedelta(days=7, hours=16)  # a busy afternoon
+    down = (rows["acquirer"] == small) & (rows["minute"] >= start)
+    rows.loc[down & (rows["status"] == "approved"), "count"] = 0
+    rows["timestamp"] = rows["minute"].map(lambda m: m.isoformat())
+    path = tmp_path / "feed.csv"
+    rows[["timestamp", "status", "acquirer", "count"]].to_csv(path, index=False)
+    core.store.ingest(load_file(path, default_date=date(2025, 1, 1), tz=SP))
+
+    clock.set(start.to_pydatetime() + timedelta(minutes=2))
+    watch = FeedWatch(core.store, clock)
+    watch.warm()
+    found = []
+    for _ in range(8):
+        clock.advance(minutes=1)
+        found.extend(watch.tick())
+    assert [f for f in found if f.slice is None] == []  # the total alone raises nothing
+    named = [f for f in found if f.slice == (("acquirer", small),)]
+    assert named and named[0].detected_at - start <= timedelta(minutes=5)
+    stored = [a for a in core.store.open_anomalies() if a.slice]
+    assert [dict(a.slice or {}) for a in stored] == [{"acquirer": small}]
+    reply = (await core.handle(Invocation("console", "op", "anomalias 1h"))).plain_text()
+    assert f"acquirer={small}" in reply
+    status = (await core.handle(Invocation("console", "op", "status"))).plain_text()
+    assert f"🧩 acquirer={small}: " in status
+    metrics = await core.handle(Invocation("console", "op", "metricas por adquirente"))
+    lines = metrics.plain_text().splitlines()
+    assert lines[0].startswith("📊 acquirer: fatias")
+    assert f" acquirer={small}: " in lines[2], (small, lines)  # the worst first
+    assert len(lines) == 2 + 8
+    chart = await core.handle(Invocation("console", "op", f"grafico 1h acquirer={small}"))
+    assert chart.image is not None and chart.image.data.startswith(b"\x89PNG")
+    assert chart.image.caption.startswith(f"acquirer={small} approved · ")
+    unknown = await core.handle(Invocation("console", "op", "grafico 1h acquirer=nobody"))
+    assert "Nenhuma transação acquirer=nobody" in unknown.plain_text()

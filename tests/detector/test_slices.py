@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -140,17 +139,13 @@ def test_simulate_dimensions_round_trip(tmp_path: Path) -> None:
 
 
 def test_analyze_json_gives_the_slice_of_slice_findings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     feed = simulate_slices([("acquirer", 5)], 30, seed=2, incidents=[], quiet_hours=6)
-    batch = SimpleNamespace(
-        counts_frame=lambda: feed.counts,
-        auth_codes_frame=lambda: feed.auth_codes,
-        slices_frame=lambda: feed.slices,  # what the storage half's FeedBatch gives
-    )
-    monkeypatch.setattr("bot.offline.load_file", lambda *a, **k: batch)
+    rows = feed.slices.rename(columns={"value": "acquirer"})
+    rows["timestamp"] = rows["minute"].map(lambda m: m.isoformat())
     path = tmp_path / "feed.csv"
-    path.write_text("timestamp,status,acquirer,count\n")
+    rows[["timestamp", "status", "acquirer", "count"]].to_csv(path, index=False)
     assert main(["analyze", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     sliced = [a for a in doc["anomalies"] if "slice" in a]
