@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import sys
@@ -260,66 +261,67 @@ class Run:
         self.step(5, "detect", lambda: detection.detect(self.workdir))
         self.step(5, "analyze", detection.analyze)
         log.info("§5 quality table (%d seeds)", self.seeds)
-        try:
-            from bench.quality import quality_table
-
-            started = time.perf_counter()
-            table = quality_table(self.seeds)
-            took = time.perf_counter() - started
-            self.extra[5] = (
+        self.table(
+            "Quality table",
+            lambda: importlib.import_module("bench.quality").quality_table(self.seeds),
+            lambda took: (
                 "Detection quality (issue 4's table, `bench/quality.py`, "
                 f"{took:.0f} s): precision, recall and F1 of episodes against labeled "
                 "incidents; nightshift judges each minute only from the past, the PyOD and "
-                "ADTK peers are fitted on the whole file.\n\n" + table
-            )
-        except Exception as error:
-            log.error("quality table failed:\n%s", traceback.format_exc())
-            self.extra[5] = f"Quality table: failed in this run ({type(error).__name__}: {error})"
+                "ADTK peers are fitted on the whole file."
+            ),
+        )
         log.info("§5 slices: quality on dimensioned feeds, the tick with 100 slices")
-        try:
-            from bench import slices
-
-            started = time.perf_counter()
-            table = slices.quality_table(self.seeds)
-            tick = slices.tick(28)
-            took = time.perf_counter() - started
-            self.extra[5] += (
-                "\n\nSlices (issue 15, `bench/slices.py`, "
+        self.table(
+            "Slices table",
+            self.slices_tables,
+            lambda took: (
+                "Slices (issue 15, `bench/slices.py`, "
                 f"{took:.0f} s): {self.seeds} simulated dimensioned feeds, 8 days of clean "
                 "history then a day with an acquirer down, a brand's denials surging and a slice "
                 "degrading (5 dimensions, 58 slices); a slice incident is named by a slice "
                 "finding on it or by a total finding whose drill-down names it; every episode "
-                "overlapping no incident is a false alarm.\n\n" + table + "\n\n"
-                "The live tick: `SliceWatch.step` with 5 dimensions x 20 values after a "
-                "warm-up on 28 days (the live bot's history), beside the total engine.\n\n" + tick
-            )
-        except Exception as error:
-            log.error("slices table failed:\n%s", traceback.format_exc())
-            self.extra[5] += (
-                f"\n\nSlices table: failed in this run ({type(error).__name__}: {error})"
-            )
+                "overlapping no incident is a false alarm."
+            ),
+        )
         log.info("§5 the labelled corpus: detect and its peers")
-        try:
-            from bench.corpus import table as corpus_table
-
-            started = time.perf_counter()
-            text = corpus_table()
-            took = time.perf_counter() - started
-            self.extra[5] += (
-                "\n\n`nightshift detect` on the labelled corpus (`detector/corpus.py`, "
+        self.table(
+            "Corpus table",
+            lambda: importlib.import_module("bench.corpus").table(),
+            lambda took: (
+                "`nightshift detect` on the labelled corpus (`detector/corpus.py`, "
                 f"`bench/corpus.py`, {took:.0f} s), scored the windowed way "
                 "(`detector.evaluation.score_windows`): a window of 10% of the series shared "
                 "among its anomalies around each one, the earliest detection in a window earns "
                 "up to 1 on a sigmoid, a missed window costs 1, a detection outside every window "
                 "0.11; the first 15% of each series (at most 750 rows) is not counted. The peers' "
                 "runs of flags are folded into one detection each, as `detect`'s are; PyOD, "
-                "stumpy and ruptures see the whole series at once.\n\n" + text
-            )
+                "stumpy and ruptures see the whole series at once."
+            ),
+        )
+
+    def slices_tables(self) -> str:
+        slices = importlib.import_module("bench.slices")
+        return str(
+            slices.quality_table(self.seeds)
+            + "\n\nThe live tick: `SliceWatch.step` with 5 dimensions x 20 values after a "
+            "warm-up on 28 days (the live bot's history), beside the total engine.\n\n"
+            + slices.tick(28)
+        )
+
+    def table(self, name: str, make: Callable[[], str], intro: Callable[[float], str]) -> None:
+        """One of §5's tables, after what the section has so far: its introduction (told how
+        long the table took) and the table; a table that fails says so in its place. Its
+        module is imported by `make`, so a missing peer library fails that table only."""
+        before = self.extra.get(5, "")
+        try:
+            started = time.perf_counter()
+            text = make()
+            text = intro(time.perf_counter() - started) + "\n\n" + text
         except Exception as error:
-            log.error("corpus table failed:\n%s", traceback.format_exc())
-            self.extra[5] += (
-                f"\n\nCorpus table: failed in this run ({type(error).__name__}: {error})"
-            )
+            log.error("%s failed:\n%s", name.lower(), traceback.format_exc())
+            text = f"{name}: failed in this run ({type(error).__name__}: {error})"
+        self.extra[5] = f"{before}\n\n{text}" if before else text
 
     def run(self) -> None:
         if self.wanted(1):

@@ -156,8 +156,8 @@ class Traffic(Protocol):
 
 
 class SliceTraffic:
-    """One slice of the feed (`acquirer=cielo`) read as a chart reads the total: its series
-    summed into buckets here, its anomalies those found on that slice."""
+    """One slice of the feed (`acquirer=cielo`) read as a chart reads the total; its anomalies
+    are those found on that slice."""
 
     def __init__(self, store: Store, dimension: str, value: str) -> None:
         self._store, self._dimension, self._value = store, dimension, value
@@ -176,18 +176,7 @@ class SliceTraffic:
     def status_buckets(
         self, status: str, start: datetime, end: datetime, bucket: timedelta
     ) -> pd.Series[int]:
-        frame = self._series(start, end)
-        frame = frame[frame["status"] == status]
-        index = pd.date_range(
-            pd.Timestamp(start).tz_convert("UTC"),
-            pd.Timestamp(end).tz_convert("UTC"),
-            freq=bucket,
-            inclusive="left",
-        )
-        totals = np.zeros(len(index), np.int64)
-        slots = (pd.to_datetime(frame["minute"], utc=True) - index[0]) // pd.Timedelta(bucket)
-        np.add.at(totals, slots.to_numpy(np.int64), frame["count"].to_numpy(np.int64))
-        return pd.Series(totals, index=index, name=status)
+        return self._store.slice_buckets(self._dimension, self._value, status, start, end, bucket)
 
     def anomalies(self, start: datetime, end: datetime) -> list[AnomalyRecord]:
         mine = {self._dimension: self._value}

@@ -154,21 +154,16 @@ async def _slices(ctx: SkillContext, dimension: str) -> Reply:
     )
 
 
-async def _dimension(ctx: SkillContext, name: str) -> str | None:
-    """The dimension an operator named (`acquirer`, `por adquirente`), if the store has it."""
-    wanted = name.removeprefix("por ").strip()
-    wanted = DIMENSION_WORDS.get(wanted, wanted)
-    now = ctx.clock.now()
-    known = await ctx.read(ctx.store.dimensions, now - timedelta(days=DAYS), now)
-    return next((d.name for d in known if d.name == wanted), None)
-
-
 async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     name = normalize(args)
+    dimensions: tuple[str, ...] = ()
     if name and name not in _VOLUME and name not in _APPROVAL:
-        dimension = await _dimension(ctx, name)
-        if dimension is not None:
-            return await _slices(ctx, dimension)
+        dimensions = await ctx.read(ctx.store.dimension_names)
+        # `acquirer`, `por adquirente`: a dimension, by its name or the word operators type
+        wanted = name.removeprefix("por ").strip()
+        wanted = DIMENSION_WORDS.get(wanted, wanted)
+        if wanted in dimensions:
+            return await _slices(ctx, wanted)
     w = await ctx.read(recent, ctx.store, ctx.clock.now())
     statuses = sorted(set(w.totals) | set(w.normal.totals))
     if not name:
@@ -181,9 +176,7 @@ async def run(inv: Invocation, args: str, ctx: SkillContext) -> Reply:
     elif name in statuses:
         lines = [_share(ctx, w, name)]
     else:
-        now = ctx.clock.now()
-        dims = await ctx.read(ctx.store.dimensions, now - timedelta(days=DAYS), now)
-        known = ", ".join(["transacoes", "aprovacao", *statuses, *(d.name for d in dims)])
+        known = ", ".join(["transacoes", "aprovacao", *statuses, *dimensions])
         raise SkillError(
             ctx.tr(
                 f"Métrica `{args.strip()}` desconhecida. Conheço: {known}.",

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from hashlib import blake2b
 from typing import Any
 
@@ -41,6 +41,7 @@ from storage.dialects import Dialect
 from storage.dialects.port import IN_LIST
 from storage.parsing import FeedBatch
 from storage.records import SliceDimension
+from storage.traffic import bucket_series, slot_of
 
 OTHER = "other"  # the slice of a dimension's values past its top
 
@@ -246,16 +247,18 @@ def _epoch(when: datetime) -> int:
 
 class Slices(Database):
     def slice_frame(
-        self, since: datetime, until: datetime, dimension: str | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        dimension: str | None = None,
+        value: str | None = None,
     ) -> pd.DataFrame:
-        """The marginals with since <= minute < until (of one dimension, or all), long:
-        `minute` (UTC, as `counts_frame`), `status`, `dimension`, `value`, `count`."""
+        """The marginals with since <= minute < until (of one dimension, or one of its values,
+        or all), long: `minute` (UTC, as `counts_frame`), `status`, `dimension`, `value`,
+        `count`."""
         c, v = schema.slice_counts, schema.slice_values
-        query = self._window(
-            select(c.c.minute, c.c.status, v.c.dimension, v.c.value, c.c["count"]), since, until
-        )
-        if dimension is not None:
-            query = query.where(v.c.dimension == dimension)
+        wanted = select(c.c.minute, c.c.status, v.c.dimension, v.c.value, c.c["count"])
+        query = self._slice(self._window(wanted, since, until), dimension, value)
         with self._read() as conn:
             rows = conn.execute(query).all()
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [()] * 5
@@ -275,9 +278,37 @@ class Slices(Database):
     ) -> pd.DataFrame:
         """One slice's counts as the total's frame has them (`counts_frame`): `minute` (UTC),
         `status`, `count`."""
-        frame = self.slice_frame(since, until, dimension)
-        mine = frame[frame["value"] == value]
-        return mine[["minute", "status", "count"]].reset_index(drop=True)
+        frame = self.slice_frame(since, until, dimension, value)
+        return frame[["minute", "status", "count"]]
+
+    def slice_buckets(
+        self,
+        dimension: str,
+        value: str,
+        status: str,
+        start: datetime,
+        end: datetime,
+        bucket: timedelta,
+    ) -> pd.Series[int]:
+        """One slice's `status_buckets`: its transactions of one status per `bucket`, summed in
+        the database, indexed by each bucket's start (UTC), zero where nothing came."""
+        c = schema.slice_counts
+        slot = slot_of(c.c.minute, start, bucket)
+        sums = select(slot, func.sum(c.c["count"]))
+        query = self._slice(
+            self._window(sums, start, end).where(c.c.status == status).group_by(slot),
+            dimension,
+            value,
+        )
+        with self._read() as conn:
+            return bucket_series(conn.execute(query), start, end, bucket, status)
+
+    def dimension_names(self) -> tuple[str, ...]:
+        """The dimensions the feed has carried, by name."""
+        v = schema.slice_values
+        with self._read() as conn:
+            names = conn.execute(select(v.c.dimension).distinct().order_by(v.c.dimension))
+            return tuple(str(n) for n in names.scalars())
 
     def dimensions(self, since: datetime, until: datetime) -> tuple[SliceDimension, ...]:
         """Every dimension with its slice values (admitted ones and `other`) and their
@@ -302,6 +333,15 @@ class Slices(Database):
             SliceDimension(name, tuple(sorted(found[name], key=lambda p: (-p[1], p[0]))))
             for name in sorted(found)
         )
+
+    @staticmethod
+    def _slice(query: Select[Any], dimension: str | None, value: str | None) -> Select[Any]:
+        v = schema.slice_values
+        if dimension is not None:
+            query = query.where(v.c.dimension == dimension)
+        if value is not None:
+            query = query.where(v.c.value == value)
+        return query
 
     @staticmethod
     def _window(

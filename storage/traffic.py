@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, func, select
+from sqlalchemy import ColumnElement, Label, Table, func, select
 
 from storage import schema
 from storage.database import Database
@@ -14,6 +16,27 @@ from storage.database import Database
 
 def _epoch(when: datetime) -> int:
     return int(when.timestamp())
+
+
+def slot_of(minute: ColumnElement[Any], start: datetime, bucket: timedelta) -> Label[Any]:
+    """The bucket number of a minute column: 0 for the `bucket` that begins at `start`."""
+    return ((minute - _epoch(start)) // int(bucket.total_seconds())).label("slot")
+
+
+def bucket_series(
+    sums: Iterable[Any], start: datetime, end: datetime, bucket: timedelta, name: str
+) -> pd.Series[int]:
+    """(slot, sum) rows as a series indexed by each bucket's start (UTC), zero where none."""
+    index = pd.date_range(
+        pd.Timestamp(start).tz_convert(UTC),
+        pd.Timestamp(end).tz_convert(UTC),
+        freq=bucket,
+        inclusive="left",
+    )
+    totals = np.zeros(len(index), np.int64)
+    for slot, total in sums:
+        totals[int(slot)] = int(total or 0)
+    return pd.Series(totals, index=index, name=name)
 
 
 class Traffic(Database):
@@ -124,24 +147,14 @@ class Traffic(Database):
         """Transactions of one status per `bucket` from `start` up to `end`, summed in the
         database: indexed by each bucket's start (UTC), zero where nothing came."""
         c = schema.counts
-        origin, width = _epoch(start), int(bucket.total_seconds())
-        slot = ((c.c.minute - origin) // width).label("slot")
+        slot = slot_of(c.c.minute, start, bucket)
         query = (
             select(slot, func.sum(c.c["count"]))
-            .where(c.c.status == status, c.c.minute >= origin, c.c.minute < _epoch(end))
+            .where(c.c.status == status, c.c.minute >= _epoch(start), c.c.minute < _epoch(end))
             .group_by(slot)
         )
-        index = pd.date_range(
-            pd.Timestamp(start).tz_convert(UTC),
-            pd.Timestamp(end).tz_convert(UTC),
-            freq=bucket,
-            inclusive="left",
-        )
-        totals = np.zeros(len(index), np.int64)
         with self._read() as conn:
-            for s, total in conn.execute(query):
-                totals[int(s)] = int(total or 0)
-        return pd.Series(totals, index=index, name=status)
+            return bucket_series(conn.execute(query), start, end, bucket, status)
 
     def traffic_statuses(self, start: datetime, end: datetime) -> tuple[str, ...]:
         """The statuses with a bucket in [start, end) if any transaction came then, sorted;

@@ -212,3 +212,20 @@ def test_a_bad_dimension_name_in_a_header_is_row_1() -> None:
     assert _csv(
         "timestamp,status,9lives,count\n2025-07-14T03:00:00Z,approved,x,1\n", dimensions=()
     ).count_tuples() == [(int(T0.timestamp()), "approved", 1)]
+
+
+def test_one_slice_summed_in_buckets_by_the_database(store: Store) -> None:
+    rows = "".join(
+        f"2025-07-14T03:{m:02d}:00Z,{status},{acquirer},{m + 1}\n"
+        for m in range(12)
+        for status in ("approved", "denied")
+        for acquirer in ("cielo", "stone")
+    )
+    store.ingest(_csv(HEAD_ROW + rows))
+    assert store.dimension_names() == ("acquirer",)
+    start = T0 - timedelta(minutes=5)
+    got = store.slice_buckets(
+        "acquirer", "stone", "approved", start, start + timedelta(minutes=20), timedelta(minutes=5)
+    )
+    assert got.tolist() == [0, sum(range(1, 6)), sum(range(6, 11)), 11 + 12]
+    assert got.index[0] == pd.Timestamp(start)
