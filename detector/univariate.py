@@ -4,12 +4,15 @@ The score of a row uses the rows before it only (and its own value). How it work
 
 - **Learning period**: the first 15% of the rows (at most 750) teach the model; their score is 0.
 - **Period**: the cycle the autocorrelation shows in what has been seen (`find_period`: daily,
-  weekly or any other, at any spacing; none for a series without one), looked at again each time
-  the history doubles. Timestamps place each row on a regular grid, so missing rows do not shift
-  the phase.
+  weekly or any other, at any spacing; none for a series without one), unless a day or a week
+  predicts the series clearly better (`choose_period`), looked at again each time the history
+  doubles. Each look starts an epoch: the rows of an epoch, and the past they are judged
+  against, are scored under that epoch's period. Timestamps place each row on a regular grid,
+  so missing rows do not shift the phase.
 - **Expectation**: with a period, the median of the same phase in the last three cycles
   (`cycle_median`: one bad cycle does not move it) moved by the recent level; without one, the
-  median of the recent rows.
+  median of the recent rows. Where the residuals of a positive series widen with its level,
+  each is weighed by the spread at its level (`_spread_weight`).
 - **Kinds**, each a statistic of the rows up to now: a spike or dip (one residual), a level shift
   or broken seasonal pattern (the mean residual over 8 rows, and over 32 rows against the
   slower expectation, which also catches a trend change), a change of variance (the spread over
@@ -49,6 +52,7 @@ PERIOD_STEPS = 1 << 15  # the period is looked for in at most this many of the l
 SCALE_ROWS = 2048  # the robust scale of the residuals is learned from this many rows back
 TAIL_ROWS = 10_000  # each statistic's tail is learned from this many rows back
 TAIL = 0.02  # the share of a statistic's past that its tail model is fitted to
+LOW_W, HIGH_W = 0.5, 2.0  # the least and most a row's residuals are reweighed by its level
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,26 +108,25 @@ def score_series(
     grid = np.full(int(pos[-1]) + 1, np.nan)
     grid[pos] = x
     calendar = (86_400 / step, 604_800 / step) if step else ()
-    period, expected, slow = _expectations(x, grid, pos, max(learning, 16), calendar)
-    starts = _block_starts(n)
-    resid = x - expected
-    sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
-    sigma = np.maximum(sigma, _blockwise(x, starts, SCALE_ROWS, _floor))
-    slow_resid = x - slow
-    slow_sigma = np.maximum(_blockwise(slow_resid, starts, SCALE_ROWS, _spread), sigma)
-    stats = (
-        (np.abs(resid) / sigma, 4.0),
-        (np.abs(_trailing_mean(resid, LEVEL)) / sigma, 2.0),
-        (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
-        (np.abs(np.log((_trailing_sd(resid, SPREAD) + 1e-3 * sigma) / sigma)), math.log(2.5)),
-        (_runs(x, starts), 5.0),
-        (np.diff(pos, prepend=pos[0]).astype(float), 8.0),
-    )
-    score = _judge(stats, starts, WARM)
+    cuts, periods = _epochs(grid, pos, max(learning, 16), calendar)
+    starts = np.union1d(_block_starts(n), cuts)
+    models = list(dict.fromkeys(periods))
+    ends = [*cuts[1:].tolist(), n]
+    variants = []
+    for period in models:
+        mine = [k for k, found in enumerate(periods) if found == period]
+        # a model's statistics are needed on its epochs and on the past they are judged against
+        first = int(cuts[mine[0]])
+        lo = max(0, first - TAIL_ROWS - SCALE_ROWS - SLOW)
+        look = max(first, learning)  # the rows the model was chosen on
+        variants.append(_statistics(x, grid, pos, period, starts, look, lo, ends[mine[-1]]))
+    epoch = np.searchsorted(cuts, starts, side="right") - 1
+    which = np.asarray([models.index(periods[k]) for k in epoch], dtype=np.int64)
+    score = _judge(variants, which, starts, WARM)
     score[:learning] = 0.0
     score[~known] = 0.0
     label = onsets(score >= OPEN, score >= KEEP, RESOLVE).astype(np.int8)
-    return Scored(score, label, learning, period)
+    return Scored(score, label, learning, periods[-1])
 
 
 def score_stream(
@@ -134,38 +137,127 @@ def score_stream(
     return scored.score, scored.label
 
 
-def _expectations(
-    x: np.ndarray, grid: np.ndarray, pos: np.ndarray, learning: int, calendar: tuple[float, ...]
-) -> tuple[int | None, np.ndarray, np.ndarray]:
-    """The period, then each row's expectation from the rows before it: the quick one (follows
-    the level within a few rows) and the slow one (past cycles, or the last 128 rows). The period
-    is found on the learning rows, then again each time the history doubles."""
+def _epochs(
+    grid: np.ndarray, pos: np.ndarray, learning: int, calendar: tuple[float, ...]
+) -> tuple[np.ndarray, list[int | None]]:
+    """Where each of the model's epochs begins (row 0, then each time the history has doubled
+    since the learning period) and the period it looks for in what came before (None: none)."""
+    n = len(pos)
+    looks = [learning]
+    while looks[-1] < n:
+        looks.append(2 * looks[-1])
+    looks.pop()  # the model is looked at again at each of these rows (those inside the series)
+    periods: list[int | None] = []
+    for look in looks:
+        seen = grid[max(0, pos[look - 1] + 1 - PERIOD_STEPS) : pos[look - 1] + 1]
+        periods.append(choose_period(np.asarray(pd.Series(seen).ffill().bfill()), calendar))
+    return np.asarray([0, *looks[1:]], dtype=np.int64), periods or [None]
+
+
+def choose_period(y: np.ndarray, calendar: tuple[float, ...]) -> int | None:
+    """The period of `y`: the autocorrelation's (`find_period`), unless a calendar cycle that
+    fits twice in `y` explains it better: the same phase in past cycles leaves residuals at least
+    15% tighter (an hourly series with weekends: the week, not the day)."""
+    found = find_period(y, calendar=calendar)
+    if found is None:
+        return None
+    fits = {round(c) for c in calendar if 3 <= round(c) <= len(y) // 2}
+    candidates = sorted(fits | {found})
+    if len(candidates) == 1:
+        return found
+    steps = np.arange(len(y))
+    first = candidates[-1]  # residuals compared on the rows every candidate has a cycle behind
+
+    def spread(period: int) -> float:
+        resid = (y - cycle_median(y, steps, period))[first:]
+        return _spread(resid[np.isfinite(resid)])
+
+    best, tight = found, spread(found)
+    for period in candidates:
+        if period == found:
+            continue
+        width = spread(period)
+        if (period > best and width < 0.85 * tight) or (period < best and width <= tight / 0.85):
+            best, tight = period, width
+    return best
+
+
+def _statistics(
+    x: np.ndarray,
+    grid: np.ndarray,
+    pos: np.ndarray,
+    period: int | None,
+    starts: np.ndarray,
+    look: int,
+    lo: int,
+    hi: int,
+) -> tuple[tuple[np.ndarray, float], ...]:
+    """Each row's statistics (with the least value each scores from) under one model, on rows
+    `lo` to `hi` (NaN elsewhere): the quick expectation (the same phase in past cycles moved by
+    the recent level, or the recent median) and the slow one (past cycles, or the last 128
+    rows)."""
+    n = len(x)
+    if lo > 0 or hi < n:
+        inside = starts[(starts > lo) & (starts < hi)] - lo
+        part = _statistics(
+            x[lo:hi], grid, pos[lo:hi], period, np.r_[0, inside], look - lo, 0, hi - lo
+        )
+        out = []
+        for stat, least in part:
+            full = np.full(n, np.nan)
+            full[lo:hi] = stat
+            out.append((full, least))
+        return tuple(out)
     quick = _past_median(x, SHORT)
     slow = _past_median(_trailing_mean(x, SHORT), SLOW // SHORT, SHORT)
-    n = len(x)
-    cuts = [learning]
-    while cuts[-1] < n:
-        cuts.append(2 * cuts[-1])
-    period: int | None = None
-    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for k, cut in enumerate(cuts[:-1]):
-        seen = grid[max(0, pos[cut - 1] + 1 - PERIOD_STEPS) : pos[cut - 1] + 1]
-        prefix = np.asarray(pd.Series(seen).ffill().bfill())
-        found = find_period(prefix, calendar=calendar)
-        if found is None:
-            continue
-        period = found
-        if found not in cache:
-            seasonal = cycle_median(grid, pos, found)
-            off = x - seasonal
-            level = _past_median(np.where(np.isfinite(off), off, 0.0), SHORT)
-            cache[found] = (seasonal, seasonal + level)
-        seasonal, moved = cache[found]
-        rows = slice(0 if k == 0 else cut, min(cuts[k + 1], n))
-        have = np.isfinite(seasonal[rows]) & np.isfinite(moved[rows])
-        quick[rows] = np.where(have, moved[rows], quick[rows])
-        slow[rows] = np.where(have, seasonal[rows], slow[rows])
-    return period, quick, slow
+    if period is not None:
+        seasonal = cycle_median(grid, pos, period)
+        off = x - seasonal
+        moved = seasonal + _past_median(np.where(np.isfinite(off), off, 0.0), SHORT)
+        have = np.isfinite(seasonal) & np.isfinite(moved)
+        quick = np.where(have, moved, quick)
+        slow = np.where(have, seasonal, slow)
+    # residuals in units of the level's typical spread: where the spread grows with the level
+    # (counts, multiplicative noise), a peak's deviation is weighed by the peak's own spread
+    weight = _spread_weight(x - quick, slow, look)
+    resid = (x - quick) / weight
+    sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
+    sigma = np.maximum(sigma, _blockwise(x, starts, SCALE_ROWS, _floor) / weight)
+    slow_resid = (x - slow) / weight
+    slow_sigma = np.maximum(_blockwise(slow_resid, starts, SCALE_ROWS, _spread), sigma)
+    return (
+        (np.abs(resid) / sigma, 4.0),
+        (np.abs(_trailing_mean(resid, LEVEL)) / sigma, 2.0),
+        (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
+        (np.abs(np.log((_trailing_sd(resid, SPREAD) + 1e-3 * sigma) / sigma)), math.log(2.5)),
+        (_runs(x, starts), 5.0),
+        (np.diff(pos, prepend=pos[0]).astype(float), 8.0),
+    )
+
+
+def _spread_weight(resid: np.ndarray, level: np.ndarray, look: int) -> np.ndarray:
+    """Per row, how much wider than typical the residuals are at its expected level, as the
+    rows before `look` show it: (level / typical level) to the power 0, 1/2 (counts) or 1
+    (multiplicative noise), the slope of the residuals' size over the level in five bands of
+    level; 1 everywhere for a series that is not positive or whose level barely moves."""
+    ones = np.ones(len(resid))
+    r, lvl = np.abs(resid[:look]), level[:look]
+    ok = np.isfinite(r) & np.isfinite(lvl) & (lvl > 0)
+    if look < 200 or ok.mean() < 0.95:
+        return ones
+    r, lvl = r[ok], lvl[ok]
+    bands = np.minimum((np.argsort(np.argsort(lvl)) * 5) // len(lvl), 4)
+    size = np.asarray([np.median(r[bands == b]) for b in range(5)])
+    where = np.asarray([np.median(lvl[bands == b]) for b in range(5)])
+    if (size <= 0).any() or where[-1] < 1.5 * where[0]:
+        return ones
+    slope = float(np.polyfit(np.log(where), np.log(size), 1)[0])
+    power = min(max(round(2 * slope) / 2, 0.0), 1.0)
+    if power == 0.0:
+        return ones
+    typical = float(np.median(lvl))
+    ratio = np.maximum(np.where(np.isfinite(level), level, typical), 0.0) / typical
+    return np.asarray(np.clip(ratio**power, LOW_W, HIGH_W))
 
 
 def _block_starts(n: int) -> np.ndarray:
@@ -239,24 +331,29 @@ def _runs(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def _judge(
-    stats: tuple[tuple[np.ndarray, float], ...], starts: np.ndarray, warm: int
+    variants: list[tuple[tuple[np.ndarray, float], ...]],
+    which: np.ndarray,
+    starts: np.ndarray,
+    warm: int,
 ) -> np.ndarray:
     """Each row's score: the rarest of its statistics against their own past (see the module
-    docstring), block by block. Rows that scored as anomalous are left out of the past the
-    later blocks are judged against, so an anomaly does not teach the model that it is normal.
-    Statistics below their `least` value never score, and those of the first `warm` rows (whose
-    scale was learned from too few rows) are not part of any past."""
-    n = len(stats[0][0])
+    docstring), block by block, each block under its epoch's model (`which` of the `variants`):
+    the past it is judged against is re-expressed in that model, so rows a worse model got wrong
+    do not make the new model's anomalies look common. Rows that scored as anomalous are left
+    out of the past the later blocks are judged against, so an anomaly does not teach the model
+    that it is normal. Statistics below their `least` value never score, and those of the first
+    `warm` rows (whose scale was learned from too few rows) are not part of any past."""
+    n = len(variants[0][0][0])
     score = np.zeros(n)
     calm = np.ones(n, dtype=np.bool_)
     calm[:warm] = False
     bounds = [*starts.tolist(), n]
     scale = -2 * math.log10(RARE)
-    for b, e in itertools.pairwise(bounds):
+    for (b, e), model in zip(itertools.pairwise(bounds), which.tolist(), strict=True):
         lo = max(0, b - TAIL_ROWS)
         usable = calm[lo:b]
         block = score[b:e]
-        for stat, least in stats:
+        for stat, least in variants[model]:
             now = stat[b:e]
             hot = np.flatnonzero(now >= least)
             if not len(hot):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.univariate import learning_rows, score_series, score_stream
+from detector.univariate import choose_period, learning_rows, score_series, score_stream
 
 FIVE_MIN = np.datetime64("2025-03-03T00:00:00") + np.arange(4032) * np.timedelta64(300, "s")
 
@@ -84,3 +84,36 @@ def test_missing_values_short_and_constant_series_do_not_break_it() -> None:
         scored = score_series(np.arange(n, dtype=float))
         assert len(scored.score) == n and scored.label.sum() == 0
     assert learning_rows(100_000) == 750 and learning_rows(1000) == 150
+
+
+def _hourly_with_weekends(seed: int, weeks: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Hourly counts with a daily cycle and weekends at 40% of a weekday (starts on a Monday)."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(weeks * 7 * 24)
+    daily = 1 + 0.8 * np.sin(2 * np.pi * ((hours % 24) - 9) / 24)
+    weekend = (hours // 24) % 7 >= 5
+    rate = 100 * daily * np.where(weekend, 0.4, 1.0)
+    stamps = np.datetime64("2026-01-05T00:00:00") + hours * np.timedelta64(3600, "s")
+    return rng.poisson(rate).astype(float), stamps
+
+
+def test_a_weekly_series_is_modelled_by_the_week_and_a_weekday_at_weekend_level_is_news() -> None:
+    wednesday = (8 * 7 + 2) * 24 + 9  # 09:00 on the ninth week's Wednesday
+    three_weeks = 3 * 168  # the week is the model once it has been seen twice (at 504 rows)
+    for seed in range(6):
+        values, stamps = _hourly_with_weekends(seed)
+        clean = score_series(values, stamps)
+        assert clean.period == 168
+        assert clean.label[three_weeks:].sum() == 0
+        values[wednesday : wednesday + 12] *= 0.4  # the afternoon falls to a Sunday's level
+        found = np.flatnonzero(score_series(values, stamps).label[three_weeks:]) + three_weeks
+        assert len(found) == 1 and 0 <= found[0] - wednesday <= 3, found
+
+
+def test_a_daily_series_keeps_the_day_when_the_week_adds_nothing() -> None:
+    rng = np.random.default_rng(5)
+    t = np.arange(4 * 7 * 288, dtype=float)
+    values = 100 + 40 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 3, len(t))
+    stamps = np.datetime64("2025-03-03T00:00:00") + t.astype(np.int64) * np.timedelta64(300, "s")
+    assert score_series(values, stamps).period == 288
+    assert choose_period(values, (288.0, 2016.0)) == 288
