@@ -6,7 +6,6 @@ import ctypes
 import gc
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -14,6 +13,7 @@ import pandas as pd
 
 from detector.engine import Engine
 from detector.findings import Finding
+from detector.ledger import Ledger
 from detector.offline import by_minute
 from detector.slices import SliceWatch
 from skills.core import Clock
@@ -29,22 +29,6 @@ LAG = timedelta(minutes=2)  # a minute is judged once the feed has had time to d
 CATCH_UP = timedelta(hours=2)  # after a long stop, judge at most this much of the past
 WATCHDOG_AFTER = timedelta(minutes=10)
 WATCHDOG_FINGERPRINT = "nightshift-watchdog-missing"
-IMPACT_MINUTES = 24 * 60  # minutes of expected vs observed approvals kept for impact
-
-
-class Impact:
-    """Approvals expected and observed per judged minute, to tell what an episode cost."""
-
-    def __init__(self, size: int = IMPACT_MINUTES) -> None:
-        self._minutes: deque[tuple[datetime, float, float]] = deque(maxlen=size)
-
-    def add(self, minute: datetime, expected: float, observed: float) -> None:
-        self._minutes.append((minute, expected, observed))
-
-    def lost(self, start: datetime, end: datetime | None) -> float:
-        """Approvals expected minus observed over [start, end) (open: up to now), at least 0."""
-        total = sum(e - o for m, e, o in self._minutes if m >= start and (end is None or m < end))
-        return max(total, 0.0)
 
 
 def _by_minute(frame: pd.DataFrame, key: str) -> dict[datetime, dict[str, int]]:
@@ -90,7 +74,7 @@ class FeedWatch:
         self._clock = clock
         self._engine = engine or Engine()
         self._slices = SliceWatch(self._engine.config)
-        self._impact = Impact()
+        self._ledger = Ledger()
         self._told: dict[str, float] = {}  # open finding → approvals lost as last stored
         self._watchdog_after = watchdog_after
         self._after_warm = after_warm
@@ -131,7 +115,7 @@ class FeedWatch:
             row = counts.get(minute, {})
             if row:  # a minute with no rows at all is a silent feed, not lost sales
                 expected, _ = self._engine.expectation(minute, volume)
-                self._impact.add(minute, expected, float(row.get(volume, 0)))
+                self._ledger.add(minute, expected, float(row.get(volume, 0)))
             total = self._engine.step(minute, row, codes.get(minute), merchants.get(minute))
             changed.extend(
                 self._slices.step(
@@ -147,21 +131,27 @@ class FeedWatch:
         self._last = until
         changed.extend(self._engine.check_silence(now, self._store.last_minute(before=now)))
         latest = {f.key: f for f in changed}  # each changed episode as it stands now
-        # Open episodes cost more by the minute: stored again when their impact grew (the
-        # total's: a slice's finding carries no approvals-lost figure of its own yet).
-        for finding in map(self._slices.drill, self._engine.open_findings):
-            grown = self._impact.lost(finding.start, None) - self._told.get(finding.key, 0.0)
+        # Open episodes cost more by the minute: stored again when their impact grew.
+        opened = [*map(self._slices.drill, self._engine.open_findings), *self._slices.open_findings]
+        for finding in opened:
+            grown = self._lost(finding, None) - self._told.get(finding.key, 0.0)
             if finding.key not in latest and grown >= 1.0:
                 latest[finding.key] = finding
         tz = self._engine.config.tz
         for finding in latest.values():
-            lost = 0.0 if finding.slice else self._impact.lost(finding.start, finding.end)
+            lost = self._lost(finding, finding.end)
             self._store.save_anomaly(anomaly_record(finding, now, tz, lost))
             if finding.resolved:
                 self._told.pop(finding.key, None)
             else:
                 self._told[finding.key] = lost
         return changed
+
+    def _lost(self, finding: Finding, end: datetime | None) -> float:
+        """The approvals `finding` cost so far: its slice's, or the total's."""
+        if finding.slice:
+            return self._slices.lost(finding.slice, finding.start, end)
+        return self._ledger.lost(finding.start, end)
 
     def check_watchdog(self) -> list[AlertChange]:
         """Alertmanager's always-firing `Watchdog`: when it stops arriving, raise our own alert

@@ -32,6 +32,7 @@ from detector.drilldown import drill_down, with_carriers
 from detector.engine import Engine
 from detector.estimators import BIN_MINUTES, MINUTES_PER_DAY, Seasonal, profile
 from detector.findings import Finding, Slice
+from detector.ledger import Ledger
 
 MINUTE = timedelta(minutes=1)
 COLUMNS = ("minute", "status", "dimension", "value", "count")
@@ -74,6 +75,7 @@ class _Slice:
     hour_total: float = 0.0
     hour: int | None = None
     level: float = math.nan  # transactions per minute, followed while the slice is quiet
+    ledger: Ledger | None = None  # approvals expected and observed, once the slice is busy
     emitted: set[str] = field(default_factory=set)  # engine keys raised as slice findings
     suppressed: set[str] = field(default_factory=set)  # ... and those kept quiet (total open)
 
@@ -269,6 +271,10 @@ class SliceWatch:
             row = {s: counts.get(s, 0) for s in entry.statuses} or {volume: 0}
             total = float(sum(row.values()))
             self._count_hour(entry, minute, total)
+            if self._busy(entry):
+                entry.ledger = entry.ledger or Ledger()
+                expected, _ = entry.engine.expectation(minute, volume)
+                entry.ledger.add(minute, expected, float(row.get(volume, 0)))
             changed = entry.engine.step(minute, row)
             if not entry.engine.open_findings:
                 quiet = math.isnan(entry.level)
@@ -331,6 +337,13 @@ class SliceWatch:
             for finding in entry.engine.open_findings
             if finding.key in entry.emitted
         ]
+
+    def lost(self, where: Slice, start: datetime, end: datetime | None) -> float:
+        """Approvals a slice's episode cost over [start, end) (open: up to now), at least 0."""
+        entry = self._slices.get(where[0]) if len(where) == 1 else None
+        if entry is None or entry.ledger is None:
+            return 0.0
+        return entry.ledger.lost(start, end)
 
     # ------------------------------------------------------------- drill-down
 

@@ -157,9 +157,12 @@ def view(
                 runbook=runbook,
             )
         )
+    # The findings of one fire cover the same minutes (a denial surge and the approval drop it
+    # causes; a slice and the total it is part of): their lost approvals are one loss, so the
+    # incident's is the largest, not the sum.
     lost = 0.0
     for found in finding_rows:
-        lost += float(found.approvals_lost or 0.0)
+        lost = max(lost, float(found.approvals_lost or 0.0))
         groups.append(
             MemberGroup(
                 kind="finding",

@@ -13,7 +13,7 @@ import pytest
 
 from bot.app import App, Core
 from bot.routing import Routes
-from bot.watch import FeedWatch, release_freed_memory
+from bot.watch import LAG, FeedWatch, release_freed_memory
 from skills.core import Invocation
 from storage.correlation import Correlation
 from storage.parsing import load_file
@@ -193,6 +193,7 @@ async def test_a_slice_outage_is_found_live_stored_with_its_slice_and_named(
     small = str((shares - 0.05).abs().idxmin())
     start = rows["minute"].min() + timedelta(days=7, hours=16)  # a busy afternoon
     down = (rows["acquirer"] == small) & (rows["minute"] >= start)
+    gone = rows[down & (rows["status"] == "approved")].set_index("minute")["count"].copy()
     rows.loc[down & (rows["status"] == "approved"), "count"] = 0
     rows["timestamp"] = rows["minute"].map(lambda m: m.isoformat())
     path = tmp_path / "feed.csv"
@@ -211,6 +212,9 @@ async def test_a_slice_outage_is_found_live_stored_with_its_slice_and_named(
     assert named and named[0].detected_at - start <= timedelta(minutes=5)
     stored = [a for a in core.store.open_anomalies() if a.slice]
     assert [dict(a.slice or {}) for a in stored] == [{"acquirer": small}]
+    # what the slice lost: the approvals that vanished from its judged minutes, not the total's
+    judged = gone[(gone.index >= stored[0].start) & (gone.index <= clock.now() - LAG)].sum()
+    assert 0.7 * judged <= stored[0].approvals_lost <= 1.3 * judged, (stored[0], judged)
     reply = (await core.handle(Invocation("console", "op", "anomalias 1h"))).plain_text()
     assert f"acquirer={small}" in reply
     status = (await core.handle(Invocation("console", "op", "status"))).plain_text()

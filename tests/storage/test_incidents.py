@@ -135,7 +135,8 @@ def test_rule_feed_findings_of_one_fire_are_one_incident(store: Store) -> None:
     [incident] = store.incidents()
     view = store.incident_view(incident.id)
     assert view is not None and set(view.findings) == {"surge-1", "drop-1"}
-    assert incident.source == "feed" and view.approvals_lost == 240.0
+    # the surge and the drop it causes lost the same approvals: counted once, not twice
+    assert incident.source == "feed" and view.approvals_lost == 120.0
 
 
 def test_rule_feed_an_alert_about_the_feed_service_joins_the_feed_incident(store: Store) -> None:
