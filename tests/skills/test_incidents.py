@@ -163,7 +163,7 @@ async def test_handoff_opens_with_the_worst_incidents_and_counts_escalations_and
 ) -> None:
     fire(core, ["a"], "ApiDown", service="pix")
     surge(core, "k-costly", lost=5000.0)
-    surge(core, "k-cheap", lost=10.0)  # joins the same feed incident
+    surge(core, "k-cheap", lost=10.0)  # same fire: not 10 more lost
     correlate(core)
     clock.advance(minutes=10)
     core.store.escalate_due(clock.now(), timedelta(minutes=10), 3, None)
@@ -178,7 +178,7 @@ async def test_handoff_opens_with_the_worst_incidents_and_counts_escalations_and
     worst = text.split("🔥 Os piores incidentes da noite")[1].split("\n\n")[0]
     first = worst.strip().splitlines()[0]
     assert first.startswith("#2 🔴 pico de denied +1")
-    assert "5.010 aprovações perdidas" in first
+    assert "5.000 aprovações perdidas" in first
     assert "📣 Escalonamentos: 2 (#1 " in text
     assert "⚪ Falsos alarmes: 1 de 2 incidentes do detector (precisão 50%" in text
     assert "#2 pico de denied · 12:00–12:11, encerrado por nightshift" in text
