@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,13 @@ class Notifier(Protocol):
     async def edit(self, target: str, ref: str, reply: Reply) -> None: ...
 
     async def thread(self, target: str, ref: str, reply: Reply) -> str: ...
+
+
+def instance_id(port: int) -> str:
+    """`host:port`: who holds this `serve`'s leases. It stays the same across restarts, so a
+    restarted `serve` knows its previous run's leases; no two live replicas share it, as two
+    processes cannot listen on one port of one host."""
+    return f"{socket.gethostname()[:120]}:{port}"
 
 
 def min_interval(destination: str) -> float:
@@ -201,6 +209,7 @@ class Courier:
     sleep: Callable[[float], object] = asyncio.sleep
     edit_gap: float = EDIT_GAP
     new_per_minute: int = NEW_PER_MINUTE
+    holder: str | None = None  # the instance's id, on its leases (`instance_id`)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _next_slot: float = 0.0
 
@@ -235,11 +244,16 @@ class Courier:
         if not await asyncio.to_thread(self.store.anything_due, self.destination, now):
             return 0  # most passes: a read, and no write lock taken
         due = await asyncio.to_thread(
-            self.store.claim_cards, self.destination, now, LEASE, CLAIM_LIMIT
+            self.store.claim_cards, self.destination, now, LEASE, CLAIM_LIMIT, self.holder
         )
         await self._first_posts([d for d in due if d.message_ref is None])
         messages = await asyncio.to_thread(
-            self.store.claim_deliveries, self.clock.now(), LEASE, CLAIM_LIMIT, self.destination
+            self.store.claim_deliveries,
+            self.clock.now(),
+            LEASE,
+            CLAIM_LIMIT,
+            self.destination,
+            self.holder,
         )
         for delivery in messages:
             await self._send(delivery)
@@ -437,6 +451,7 @@ class DeliveryWorker:
     edit_gap: float = EDIT_GAP
     new_per_minute: int = NEW_PER_MINUTE
     extra_destinations: Sequence[str] = ()
+    holder: str | None = None  # the instance's id, on its couriers' leases (`instance_id`)
     couriers: dict[str, Courier] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -457,6 +472,7 @@ class DeliveryWorker:
                 sleep=self.sleep,
                 edit_gap=self.edit_gap,
                 new_per_minute=self.new_per_minute,
+                holder=self.holder,
             )
         return found
 

@@ -93,9 +93,15 @@ def _due_at(destination: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
 
 
 def claim(
-    conn: Connection, destination: str, now: datetime, lease: timedelta, limit: int
+    conn: Connection,
+    destination: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    holder: str | None = None,
 ) -> list[Due]:
-    """Lease up to `limit` due cards of one destination: first posts first, then edits."""
+    """Lease up to `limit` due cards of one destination to `holder`: first posts first, then
+    edits."""
     c = schema.cards
     query = (
         select(
@@ -116,7 +122,9 @@ def claim(
     if not rows:
         return []
     conn.execute(
-        update(c).where(c.c.id.in_([r.id for r in rows])).values(claimed_until=now + lease)
+        update(c)
+        .where(c.c.id.in_([r.id for r in rows]))
+        .values(claimed_until=now + lease, claimed_by=holder)
     )
     return [
         Due(
@@ -298,14 +306,19 @@ def due_destinations(conn: Connection) -> list[str]:
     return sorted(found)
 
 
-def release(conn: Connection) -> int:
-    """Every lease let go (SQLite, at start-up: one process per database file, so whoever
-    held them is gone); returns how many there were."""
+def release(conn: Connection, holder: str | None = None) -> int:
+    """The leases `holder` holds let go, or every lease (None); returns how many there were.
+    At start-up whoever held them is gone: on SQLite, the one process per database file; on
+    PostgreSQL, this instance's previous run."""
     c, d = schema.cards, schema.deliveries
-    held = conn.execute(update(c).where(c.c.claimed_until.is_not(None)).values(claimed_until=None))
+    mine = [] if holder is None else [c.c.claimed_by == holder]
+    held = conn.execute(
+        update(c).where(c.c.claimed_until.is_not(None), *mine).values(claimed_until=None)
+    )
+    mine = [] if holder is None else [d.c.claimed_by == holder]
     also = conn.execute(
         update(d)
-        .where(and_(d.c.status == "pending", d.c.claimed_until.is_not(None)))
+        .where(and_(d.c.status == "pending", d.c.claimed_until.is_not(None), *mine))
         .values(claimed_until=None)
     )
     return int(held.rowcount or 0) + int(also.rowcount or 0)
@@ -330,11 +343,17 @@ class Cards(Database):
     """The store's part for cards: what a courier leases, posts, edits and rolls up."""
 
     def claim_cards(
-        self, destination: str, now: datetime, lease: timedelta, limit: int = 20
+        self,
+        destination: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 20,
+        holder: str | None = None,
     ) -> list[Due]:
-        """Due cards of one destination leased to the caller: first posts, then edits."""
+        """Due cards of one destination leased to the caller (`holder`, the instance's id):
+        first posts, then edits."""
         with self._write() as conn:
-            return claim(conn, destination, now, lease, limit)
+            return claim(conn, destination, now, lease, limit, holder)
 
     def card_shown(
         self, card: Due, ref: str, now: datetime, next_at: datetime, *, resolved_told: bool
@@ -385,7 +404,8 @@ class Cards(Database):
         with self._read() as conn:
             return due_destinations(conn)
 
-    def release_claims(self) -> int:
-        """Let go of every lease (SQLite at start-up: its one process is this one)."""
+    def release_claims(self, holder: str | None = None) -> int:
+        """Let go of the leases `holder` holds, or of every lease (SQLite at start-up: its one
+        process is this one)."""
         with self._write() as conn:
-            return release(conn)
+            return release(conn, holder)

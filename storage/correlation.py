@@ -33,7 +33,6 @@ from sqlalchemy import (
     Connection,
     Table,
     bindparam,
-    delete,
     func,
     insert,
     or_,
@@ -43,7 +42,7 @@ from sqlalchemy import (
 )
 
 from storage import cards, outbox, schema
-from storage.dialects import Dialect
+from storage.dialects import IN_LIST, Dialect
 from storage.records import (
     AnomalyRecord,
     IncidentRecord,
@@ -92,10 +91,16 @@ class _Open:
     keys: set[str]
     names: set[str]
     destinations: set[str]
+    firing: int = 0  # members firing, as the pass leaves them
     changed: bool = False
     new: dict[str, Any] | None = None  # the row of an incident this pass opens
     raised: bool = False  # its severity rose to critical in this pass
     fresh_destinations: set[str] = field(default_factory=set)
+    touched_at: datetime | None = None  # its last activity in this pass (None: none yet)
+
+    @property
+    def last_activity(self) -> datetime:
+        return self.touched_at or self.record.last_activity or self.record.opened_at
 
 
 @dataclass
@@ -155,23 +160,23 @@ class Joined:
 
 
 def correlate(
+    conn: Connection, dialect: Dialect, now: datetime, rules: Correlation, route: Route
+) -> Joined:
+    """Join up to INBOX_BATCH of the inbox's changes to incidents (see the module docstring),
+    in one transaction. On PostgreSQL an advisory lock lets one correlator run at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+    work = plan(conn, dialect, now, rules, route)
+    return Joined() if work is None else apply(conn, dialect, work)
+
+
+def plan(
     conn: Connection,
     dialect: Dialect,
     now: datetime,
     rules: Correlation,
     route: Route,
     limit: int = INBOX_BATCH,
-) -> Joined:
-    """Join the inbox's changes to incidents (see the module docstring), in one transaction.
-    On PostgreSQL an advisory lock lets one correlator run at a time."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
-    work = plan(conn, now, rules, route, limit)
-    return Joined() if work is None else apply(conn, dialect, work)
-
-
-def plan(
-    conn: Connection, now: datetime, rules: Correlation, route: Route, limit: int = INBOX_BATCH
 ) -> _Pass | None:
     """Read the waiting changes and decide what they join (reads only; None: none waits).
     Its decisions stay right until `apply` as long as no other correlator runs meanwhile."""
@@ -179,9 +184,9 @@ def plan(
     items = conn.execute(select(box).order_by(box.c.id).limit(limit)).all()
     if not items:
         return None
-    alerts = _alerts(conn, [r.key for r in items if r.kind == "alert"])
+    alerts = _alerts(conn, dialect, [r.key for r in items if r.kind == "alert"])
     findings = _findings(conn, [r.key for r in items if r.kind == "finding"])
-    work = _load(conn, now, rules, route, items)
+    work = _load(conn, dialect, now, rules, route, items)
     for item in items:
         work.now = min(item.at, now)
         if item.kind == "alert" and item.key in alerts:
@@ -196,9 +201,9 @@ def plan(
 def apply(conn: Connection, dialect: Dialect, work: _Pass) -> Joined:
     """Write what `plan` decided and consume its inbox rows."""
     _write(conn, dialect, work)
-    box = schema.incident_inbox
-    for start in range(0, len(work.inbox), 2000):
-        conn.execute(delete(box).where(box.c.id.in_(work.inbox[start : start + 2000])))
+    for start in range(0, len(work.inbox), IN_LIST):
+        where, ids = dialect.one_of("id", work.inbox[start : start + IN_LIST])
+        conn.exec_driver_sql(f"DELETE FROM incident_inbox WHERE {where}", ids)  # noqa: S608
     return Joined(tuple(i for i, o in work.open.items() if o.changed), len(work.inbox))
 
 
@@ -214,25 +219,24 @@ class _Alert:
     summary: str
 
 
-def _alerts(conn: Connection, keys: Sequence[str]) -> dict[str, _Alert]:
+def _alerts(conn: Connection, dialect: Dialect, keys: Sequence[str]) -> dict[str, _Alert]:
+    """The alerts of these fingerprints, read at the driver (a pass reads hundreds)."""
     a = schema.alerts
+    columns = ("fingerprint", "alertname", "severity", "group_key", "labels", "annotations")
+    queries = dialect.select_in(a, columns, "fingerprint", list(dict.fromkeys(keys)))
+    read_labels, read_notes = dialect.readers(conn, a, columns[4:])
     out: dict[str, _Alert] = {}
-    unique = list(dict.fromkeys(keys))
-    columns = (a.c.fingerprint, a.c.alertname, a.c.severity, a.c.labels, a.c.group_key)
-    notes = a.c.annotations
-    for start in range(0, len(unique), 2000):
-        rows = conn.execute(
-            select(*columns, notes).where(a.c.fingerprint.in_(unique[start : start + 2000]))
-        )
-        for fingerprint, name, severity, labels, group_key, texts in rows:
-            summary = (texts or {}).get("summary") or (texts or {}).get("description")
+    for rows in dialect.fetch(conn, *queries):
+        for fingerprint, name, severity, group_key, labels, notes in rows:
+            labels = read_labels(labels) if read_labels else labels
+            texts = (read_notes(notes) if read_notes else notes) or {}
             out[str(fingerprint)] = _Alert(
                 str(fingerprint),
                 str(name),
                 str(severity),
                 labels or {},
                 str(group_key),
-                summary or "",
+                texts.get("summary") or texts.get("description") or "",
             )
     return out
 
@@ -247,7 +251,12 @@ def _findings(conn: Connection, keys: Sequence[str]) -> dict[str, AnomalyRecord]
 
 
 def _load(
-    conn: Connection, now: datetime, rules: Correlation, route: Route, items: Sequence[Any]
+    conn: Connection,
+    dialect: Dialect,
+    now: datetime,
+    rules: Correlation,
+    route: Route,
+    items: Sequence[Any],
 ) -> _Pass:
     """The open incidents with their keys, names and destinations; the members among `items`."""
     i, k, m, c = schema.incidents, schema.incident_keys, schema.incident_members, schema.cards
@@ -269,20 +278,24 @@ def _load(
             select(c.c.incident_id, c.c.destination).where(c.c.incident_id.in_(list(opened)))
         ):
             opened[int(incident)].destinations.add(str(destination))
+        # Only a pass changes members, so these counts stay true until its `apply`: a pass
+        # keeps them as it goes and resolves, without a read while it writes, what has none.
+        for incident, firing in conn.execute(
+            select(m.c.incident_id, func.count())
+            .where(m.c.incident_id.in_(list(opened)), m.c.status == "firing")
+            .group_by(m.c.incident_id)
+        ):
+            opened[int(incident)].firing = int(firing)
+    # The memberships of these keys in open incidents, read at the driver (hundreds of keys).
     members: dict[tuple[str, str], _Member] = {}
-    for kind in ("alert", "finding"):
-        keys = list({str(r.key) for r in items if r.kind == kind})
-        for start in range(0, len(keys), 2000):
-            found = conn.execute(
-                select(m.c.key, m.c.incident_id, m.c.id, m.c.status, m.c.severity)
-                .join(i, i.c.id == m.c.incident_id)
-                .where(m.c.kind == kind, m.c.key.in_(keys[start : start + 2000]))
-                .where(i.c.state == "open")
+    columns = ("incident_id", "kind", "key", "id", "status", "severity")
+    queries = dialect.select_in(m, columns, "key", list({str(r.key) for r in items}))
+    found = sorted(row for rows in dialect.fetch(conn, *queries) for row in rows)
+    for incident, kind, key, row_id, status, severity in found:
+        if int(incident) in opened:
+            members[(str(kind), str(key))] = _Member(
+                int(incident), str(status), str(severity), row_id=int(row_id)
             )
-            for key, incident, row_id, status, severity in found:
-                members[(kind, str(key))] = _Member(
-                    int(incident), str(status), str(severity), row_id=int(row_id)
-                )
     st = schema.state
     mutes = {
         str(key): datetime.fromisoformat(str(value))
@@ -292,8 +305,7 @@ def _load(
 
 
 def _recent(work: _Pass, incident: int) -> bool:
-    last = work.open[incident].record.last_activity or work.open[incident].record.opened_at
-    return last >= work.now - work.rules.window
+    return work.open[incident].last_activity >= work.now - work.rules.window
 
 
 def _match_alert(work: _Pass, alert: _Alert) -> int | None:
@@ -333,7 +345,7 @@ def _alert(work: _Pass, alert: _Alert, status: str) -> None:
     labels = {**alert.labels, "severity": alert.severity}
     if known is not None:
         if known.status != status:
-            known.set(work.now, status=status)
+            _change(work, known, status=status)
             _touch(work, known.incident)
         if status == "firing":
             _reach(work, known.incident, work.route(labels))
@@ -374,7 +386,7 @@ def _finding(work: _Pass, finding: AnomalyRecord) -> None:
     if known is not None:
         if known.severity != finding.severity:
             _raise(work, known.incident, finding.severity)
-        known.set(work.now, status=status, severity=finding.severity)
+        _change(work, known, status=status, severity=finding.severity)
         _touch(work, known.incident)  # impact and explanation change by the minute
         if status == "firing":
             _reach(work, known.incident, told)
@@ -386,6 +398,14 @@ def _finding(work: _Pass, finding: AnomalyRecord) -> None:
         incident = _open(work, "feed", name, "detector", finding.severity)
     _join(work, incident, "finding", finding.key, name, finding.severity, {"feed"})
     _reach(work, incident, told)
+
+
+def _change(work: _Pass, member: _Member, **values: Any) -> None:
+    """A member's status or severity changes (its incident's firing count with it)."""
+    status = values.get("status", member.status)
+    if status != member.status:
+        work.open[member.incident].firing += 1 if status == "firing" else -1
+    member.set(work.now, **values)
 
 
 def _open(work: _Pass, source: str, title: str, actor: str, severity: str) -> int:
@@ -432,6 +452,7 @@ def _join(
         "changed_at": work.now,
     }
     work.members[(kind, key)] = _Member(incident, "firing", severity, row=row)
+    opened.firing += 1
     keys = keys | {f"member:{name}"}
     work.joined[(incident, name)] += 1
     for k in keys - opened.keys:
@@ -459,7 +480,7 @@ def _raise(work: _Pass, incident: int, severity: str) -> None:
 def _touch(work: _Pass, incident: int) -> None:
     opened = work.open[incident]
     opened.changed = True
-    opened.record = replace(opened.record, last_activity=work.now)
+    opened.touched_at = work.now
 
 
 def _reach(work: _Pass, incident: int, destinations: Sequence[str]) -> None:
@@ -490,40 +511,39 @@ def _write(conn: Connection, dialect: Dialect, work: _Pass) -> None:
         return real.get(n, n)
 
     new_rows = [{**x.row, "incident_id": ident(x.incident)} for x in work.members.values() if x.row]
-    if new_rows:
-        conn.execute(insert(m), new_rows)
+    dialect.insert_rows(conn, m, new_rows)
     _update_many(
         conn,
+        dialect,
         m,
         [{"_id": x.row_id, **x.changes} for x in work.members.values() if x.row_id and x.changes],
     )
-    if work.key_rows:
-        conn.execute(
-            insert(schema.incident_keys),
-            [{"incident_id": ident(n), "key": k[:512]} for n, k in sorted(work.key_rows)],
-        )
+    dialect.insert_rows(
+        conn,
+        schema.incident_keys,
+        [{"incident_id": ident(n), "key": k[:512]} for n, k in sorted(work.key_rows)],
+    )
     rang = {(incident, name) for incident, _kind, name in work.symptoms}
     for (incident, name), count in work.joined.items():
         # A new critical symptom is its own entry; the first member is in "opened".
         if (incident, name) not in rang and (work.open[incident].new is None or count > 1):
             work.event(incident, "joined", "nightshift", name=name, count=count)
     touched = [n for n, o in work.open.items() if o.changed]
-    firing = _firing(conn, [ident(n) for n in touched])
     changes, raised, resolved = [], [], []
     for incident in touched:
         opened, real_id = work.open[incident], ident(incident)
-        last = opened.record.last_activity or now
+        last = opened.last_activity
         changes.append({"_id": real_id, "severity": opened.record.severity, "last_activity": last})
         if opened.raised and opened.new is None:
             raised.append({"_id": real_id, "escalate_at": opened.record.escalate_at})
-        if firing.get(real_id, 0) == 0 and opened.record.source != "manual":
+        if opened.firing == 0 and opened.record.source != "manual":
             resolved.append({"_id": real_id, "closed_at": last})
             work.events.append(
                 {"incident_id": incident, "at": last, "event": "resolved", "actor": "nightshift"}
             )
         if opened.fresh_destinations:
             cards.reach(conn, real_id, sorted(opened.fresh_destinations), now)
-    _update_many(conn, i, changes)
+    _update_many(conn, dialect, i, changes)
     if raised:
         conn.execute(
             update(i)
@@ -547,39 +567,22 @@ def _write(conn: Connection, dialect: Dialect, work: _Pass) -> None:
         )
     cards.bump(conn, [ident(n) for n in touched], now)
     _symptoms(conn, dialect, work, ident)
-    if work.events:
-        rows = [
-            {"detail": {}, **e, "incident_id": ident(int(e["incident_id"]))} for e in work.events
-        ]
-        conn.execute(insert(schema.incident_events), rows)
+    rows = [{"detail": {}, **e, "incident_id": ident(int(e["incident_id"]))} for e in work.events]
+    dialect.insert_rows(conn, schema.incident_events, rows)
     for provisional, new_id in real.items():  # the caller sees real ids from now on
         work.open[new_id] = work.open.pop(provisional)
 
 
-def _update_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """UPDATE rows by id (`_id`), one executemany per shape of change."""
+def _update_many(
+    conn: Connection, dialect: Dialect, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """UPDATE rows by id (`_id`, distinct), one statement per shape of change."""
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         shapes[tuple(sorted(k for k in row if k != "_id"))].append(row)
     for columns, same in shapes.items():
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values({c: bindparam(c) for c in columns})
-        )
-        conn.execute(statement, same)
-
-
-def _firing(conn: Connection, incidents: Sequence[int]) -> dict[int, int]:
-    m = schema.incident_members
-    if not incidents:
-        return {}
-    rows = conn.execute(
-        select(m.c.incident_id, func.count())
-        .where(m.c.incident_id.in_(list(incidents)), m.c.status == "firing")
-        .group_by(m.c.incident_id)
-    )
-    return {int(i): int(n) for i, n in rows}
+        ids = [row["_id"] for row in same]
+        dialect.update_rows(conn, table, "id", ids, [{c: row[c] for c in columns} for row in same])
 
 
 def _symptoms(conn: Connection, dialect: Dialect, work: _Pass, ident: Callable[[int], int]) -> None:

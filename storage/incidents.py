@@ -424,7 +424,7 @@ class Incidents(State):
             if self._dialect.name == "sqlite":
                 with self._correlating:
                     with self._read() as conn:
-                        work = plan(conn, now, rules, route)
+                        work = plan(conn, self._dialect, now, rules, route)
                     if work is not None:
                         with self._write() as conn:
                             joined = apply(conn, self._dialect, work)

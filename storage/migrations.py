@@ -107,9 +107,21 @@ def _v4_slices(op: Operations) -> None:
     op.add_column(schema.anomalies.name, Column("slice", Text, nullable=True))
 
 
+def _v5_lease_holders(op: Operations) -> None:
+    """Version 5: a card's or delivery's lease names its holder, so a restarted `serve` lets go
+    of its previous run's leases at once instead of waiting them out. A table an earlier
+    migration created (from today's definition) has the column already."""
+    for table in (schema.cards, schema.deliveries):
+        have = {c["name"] for c in inspect(op.get_bind()).get_columns(table.name)}
+        if "claimed_by" not in have:
+            op.add_column(
+                table.name, Column("claimed_by", String(schema.LEASE_HOLDER_WIDTH), nullable=True)
+            )
+
+
 # Version N is reached by running MIGRATIONS[N - 2]; version 1 is the first released schema.
 # Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_v2_outbox, _v3_incidents, _v4_slices)
+MIGRATIONS: tuple[Migration, ...] = (_v2_outbox, _v3_incidents, _v4_slices, _v5_lease_holders)
 
 HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL

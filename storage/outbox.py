@@ -119,16 +119,24 @@ class Outbox(Database):
             return enqueue(conn, self._dialect, notice)
 
     def claim_deliveries(
-        self, now: datetime, lease: timedelta, limit: int = 100, destination: str | None = None
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int = 100,
+        destination: str | None = None,
+        holder: str | None = None,
     ) -> list[Delivery]:
-        """Due deliveries (of one destination, or all) leased to the caller; another replica
-        cannot claim them meanwhile. Leased in transactions of at most 500, so a backlog does
-        not hold the write lock (and the webhooks behind it) for long."""
+        """Due deliveries (of one destination, or all) leased to the caller (`holder`, the
+        instance's id); another replica cannot claim them meanwhile. Leased in transactions of
+        at most 500, so a backlog does not hold the write lock (and the webhooks behind it) for
+        long."""
         out: list[Delivery] = []
         write = partial(self._write, pipelined=True)
         while len(out) < limit:
             want = min(_CLAIM_CHUNK, limit - len(out))
-            got = self._dialect.claim_deliveries(write, self._read, now, lease, want, destination)
+            got = self._dialect.claim_deliveries(
+                write, self._read, now, lease, want, destination, holder
+            )
             out.extend(got)
             if len(got) < want:
                 break

@@ -117,6 +117,7 @@ slice_counts = _per_minute("slice_counts", "value_id")
 # Widths of what a webhook names (the intake refuses longer values with a 422 naming them;
 # PostgreSQL would refuse them at write time, SQLite would not).
 ALERTNAME_WIDTH, SEVERITY_WIDTH, RECEIVER_WIDTH = 256, 32, 256
+LEASE_HOLDER_WIDTH = 160  # who holds a card's or delivery's lease: a `serve` instance's id
 
 alerts = Table(
     "alerts",
@@ -271,6 +272,7 @@ cards = Table(
     Column("attempts", Integer, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),
     Column("claimed_until", UTCDateTime, nullable=True),
+    Column("claimed_by", String(LEASE_HOLDER_WIDTH), nullable=True),  # version 5
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("posted_at", UTCDateTime, nullable=True),
@@ -330,6 +332,7 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False),
     Column("next_at", UTCDateTime, nullable=False),
     Column("claimed_until", UTCDateTime, nullable=True),
+    Column("claimed_by", String(LEASE_HOLDER_WIDTH), nullable=True),  # version 5
     Column("message_ref", String(64), nullable=True),
     Column("error", Text, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),

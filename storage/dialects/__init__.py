@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
 
-from storage.dialects.port import Dialect, Opener, Query, taken
+from storage.dialects.port import IN_LIST, Dialect, Opener, Query, taken
 from storage.dialects.postgres import PostgreSQL
 from storage.dialects.sqlite import SQLite
 from storage.errors import StorageError
 
-__all__ = ["Dialect", "Opener", "PostgreSQL", "Query", "SQLite", "dialect_for", "taken"]
+__all__ = ["IN_LIST", "Dialect", "Opener", "PostgreSQL", "Query", "SQLite", "dialect_for", "taken"]
 
 
 def dialect_for(url: str | URL) -> Dialect:

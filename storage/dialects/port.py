@@ -267,10 +267,11 @@ class Dialect(ABC):
         term: timedelta,
         limit: int,
         destination: str | None = None,
+        holder: str | None = None,
     ) -> list[Delivery]:
         """Due deliveries (of one destination, or all), oldest first, up to `limit`, leased to
-        the caller until now + term so that no other worker or replica takes them meanwhile; in
-        the transactions it opens with `write` (pipelined) and `read`."""
+        the caller (`holder`) until now + term so that no other worker or replica takes them
+        meanwhile; in the transactions it opens with `write` (pipelined) and `read`."""
 
 
 def _memo(bind: Processor) -> Processor:

@@ -196,6 +196,7 @@ class PostgreSQL(Dialect):
         term: timedelta,
         limit: int,
         destination: str | None = None,
+        holder: str | None = None,
     ) -> list[Delivery]:
         """One statement leases the due deliveries and reads them with their notifications
         (`write` is pipelined, so its answer comes with the commit's): an UPDATE takes the
@@ -210,12 +211,12 @@ class PostgreSQL(Dialect):
             query, where = due("id", "%s", destination)
             returned = ", ".join(LEASED)
             sql = (
-                f"WITH leased AS (UPDATE deliveries SET claimed_until = %s WHERE id IN ({query} "  # noqa: S608
-                f"FOR UPDATE SKIP LOCKED) RETURNING {returned}) "
+                "WITH leased AS (UPDATE deliveries SET claimed_until = %s, claimed_by = %s "  # noqa: S608
+                f"WHERE id IN ({query} FOR UPDATE SKIP LOCKED) RETURNING {returned}) "
                 f"SELECT {', '.join(f'l.{c}' for c in LEASED)}, {notes}, n.body::text "
                 "FROM leased AS l JOIN notifications AS n ON n.id = l.notification_id ORDER BY l.id"
             )
-            (rows,) = self.fetch(conn, Query(sql, (until, at, at, *where, limit)))
+            (rows,) = self.fetch(conn, Query(sql, (until, holder, at, at, *where, limit)))
         return deliveries(rows, json.loads)
 
 

@@ -128,19 +128,26 @@ class SQLite(Dialect):
         term: timedelta,
         limit: int,
         destination: str | None = None,
+        holder: str | None = None,
     ) -> list[Delivery]:
         """A lease in a write transaction of its own, and what the leased deliveries tell read
         after it commits (a notification never changes once written), so a storm's backlog
         holds the write lock, and the webhooks behind it, for a lease only."""
         with write() as conn:
-            leased = self._lease(conn, now, term, limit, destination)
+            leased = self._lease(conn, now, term, limit, destination, holder)
         if not leased:  # nothing due (most polls): no read
             return []
         with read() as conn:
             return self._claimed(conn, leased)
 
     def _lease(
-        self, conn: Connection, now: datetime, term: timedelta, limit: int, destination: str | None
+        self,
+        conn: Connection,
+        now: datetime,
+        term: timedelta,
+        limit: int,
+        destination: str | None,
+        holder: str | None,
     ) -> list[Leased]:
         """Due deliveries, oldest first, leased to the caller until now + term. The
         transaction takes the write lock first (a write that changes nothing), then one SELECT
@@ -158,9 +165,9 @@ class SQLite(Dialect):
         rows = json.loads(found)
         if rows:
             conn.exec_driver_sql(
-                "UPDATE deliveries SET claimed_until = ? "
+                "UPDATE deliveries SET claimed_until = ?, claimed_by = ? "
                 "WHERE id IN (SELECT value FROM json_each(?))",
-                (until, json.dumps([r[0] for r in rows])),
+                (until, holder, json.dumps([r[0] for r in rows])),
             )
         return sorted((int(i), int(n), str(dest), int(a)) for i, n, dest, a in rows)
 

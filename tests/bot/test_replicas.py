@@ -4,11 +4,13 @@ stops, the other takes over; the outbox sends each notification once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+import socket
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from bot.app import App, build_core
+from bot.delivery import LEASE, instance_id
 from bot.settings import Secret, Settings
 from storage import schema
 from storage.records import AlertGroup, AlertIn
@@ -123,3 +125,38 @@ async def test_two_workers_on_one_outbox_send_each_notification_once(
     finally:
         for s in stores:
             s.close()
+
+
+async def test_a_restarted_instance_lets_go_of_its_own_leases_not_anothers(
+    fresh_postgres_url: str,
+) -> None:
+    """`serve` killed with -9 mid-send leaves its cards leased for LEASE (2 min): started again
+    as the same instance (host and port), it posts them at once; another instance's lease is
+    left to run out, as that one may still be sending."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    async with FakeTelegram() as tg:
+        settings = Settings(
+            database_url=fresh_postgres_url,
+            port=port,
+            telegram_bot_token=Secret(tg.token),
+            telegram_api_url=tg.api_url,
+            telegram_chat_ids=("-100", "-200"),
+        )
+        store = open_store(fresh_postgres_url)
+        now = datetime.now(UTC)
+        store.open_incident("Killed mid-send", "op", now, route=["telegram:-100"])
+        store.open_incident("Another replica sends", "op", now, route=["telegram:-200"])
+        assert store.claim_cards("telegram:-100", now, LEASE, holder=instance_id(port))
+        assert store.claim_cards("telegram:-200", now, LEASE, holder=f"elsewhere:{port}")
+        app = App(build_core(settings))
+        await app.start()
+        try:
+            await _until(lambda: any("Killed mid-send" in m.first_text for m in tg.posts(-100)))
+            await asyncio.sleep(1.0)
+            assert tg.posts(-200) == []
+        finally:
+            await app.stop()
+            app.core.close()
+            store.close()

@@ -7,13 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, text
 
 from storage.errors import FeedError
 from storage.migrations import HEAD
 from storage.parsing import FeedBatch, parse_csv, parse_json
 from storage.records import AnomalyRecord, SliceDimension
 from storage.store import Store, open_store
+from tests.storage.downgrade import stamp_older
 
 DAY = date(2025, 7, 14)
 T0 = datetime(2025, 7, 14, 3, 0, tzinfo=UTC)
@@ -173,19 +173,16 @@ def test_a_version_3_database_is_upgraded_to_slices(database_url: str) -> None:
     fresh = open_store(database_url)
     fresh.ingest(_csv("timestamp,status,count\n2025-07-14T03:00:00Z,approved,5\n"))
     fresh.close()
-    engine = create_engine(database_url)  # undo version 4: what a version 3 database is
-    with engine.begin() as conn:
-        for table in ("slice_counts", "combo_counts", "slice_values"):
-            conn.execute(text(f"DROP TABLE {table}"))
-        conn.execute(text("ALTER TABLE anomalies DROP COLUMN slice"))
-        conn.execute(text("DELETE FROM schema_version"))
-        conn.execute(
-            text("INSERT INTO schema_version (version, applied_at) VALUES (3, :at)"), {"at": T0}
-        )
-    engine.dispose()
+    stamp_older(  # undo versions 4 and 5: what a version 3 database is
+        database_url,
+        3,
+        T0,
+        *(f"DROP TABLE {table}" for table in ("slice_counts", "combo_counts", "slice_values")),
+        "ALTER TABLE anomalies DROP COLUMN slice",
+    )
     upgraded = open_store(database_url)
     try:
-        assert upgraded.schema_version() == HEAD == 4
+        assert upgraded.schema_version() == HEAD == 5
         upgraded.ingest(_csv(HEAD_ROW + STONE))
         assert upgraded.totals_by_status(SINCE, UNTIL) == {"approved": 12}
         assert isinstance(upgraded.slice_frame(SINCE, UNTIL), pd.DataFrame)

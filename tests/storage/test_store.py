@@ -24,6 +24,7 @@ from storage.store import StorageError, Store, open_store
 from tests.conftest import DATA
 from tests.realservers import connect
 from tests.storage import schema_v2
+from tests.storage.downgrade import stamp_older
 
 SP = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2025, 7, 14, 15, 0, tzinfo=UTC)
@@ -240,6 +241,50 @@ def test_retention_drops_old_minutes_only(store: Store) -> None:
     assert store.totals_by_status(*EVERYTHING) == {"approved": 2}
 
 
+def test_a_version_4_database_gets_lease_holders(database_url: str) -> None:
+    from sqlalchemy import inspect
+
+    open_store(database_url).close()
+    stamp_older(  # undo version 5: what a version 4 database is
+        database_url,
+        4,
+        NOW,
+        *(f"ALTER TABLE {table} DROP COLUMN claimed_by" for table in ("cards", "deliveries")),
+    )
+    upgraded = open_store(database_url)
+    try:
+        assert upgraded.schema_version() == HEAD == 5
+        for table in ("cards", "deliveries"):
+            columns = {c["name"] for c in inspect(upgraded.engine).get_columns(table)}
+            assert "claimed_by" in columns
+    finally:
+        upgraded.close()
+
+
+def test_leases_are_released_by_their_holder_or_all_at_once(store: Store) -> None:
+    lease = timedelta(minutes=2)
+    for n, destination in enumerate(("slack:CA", "slack:CB", "slack:CC")):
+        store.open_incident(f"i{n}", "op", NOW, route=[destination])
+        store.enqueue(
+            subject_kind="reply",
+            subject=f"r{n}",
+            event="post",
+            severity="info",
+            destinations=[destination],
+            now=NOW,
+        )
+    for destination, holder in (("slack:CA", "a:1"), ("slack:CB", "b:1"), ("slack:CC", None)):
+        assert store.claim_cards(destination, NOW, lease, holder=holder)
+        assert store.claim_deliveries(NOW, lease, destination=destination, holder=holder)
+    assert store.release_claims("a:1") == 2  # a's card and delivery
+    assert store.claim_cards("slack:CA", NOW, lease)
+    assert store.claim_deliveries(NOW, lease, destination="slack:CA")
+    assert not store.claim_cards("slack:CB", NOW, lease)
+    assert not store.claim_deliveries(NOW, lease, destination="slack:CB")
+    assert store.release_claims() == 6  # every lease, whoever holds it (SQLite's start-up)
+    assert store.claim_cards("slack:CB", NOW, lease)
+
+
 def test_naive_datetimes_are_rejected(sqlite_store: Store) -> None:
     with pytest.raises(StorageError):
         sqlite_store.set_state("k", "v", datetime(2025, 1, 1))  # noqa: DTZ001 - the point
@@ -261,7 +306,7 @@ def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
     engine.dispose()
     upgraded = open_store(database_url)
     try:
-        assert upgraded.schema_version() == HEAD == 4
+        assert upgraded.schema_version() == HEAD == 5
         [kept] = upgraded.incidents()
         assert (kept.title, kept.state, kept.source) == ("kept", "open", "manual")
         tables = set(inspect(upgraded.engine).get_table_names())
