@@ -583,6 +583,8 @@ def _coded(
     values: list[Any]
     if isinstance(column, _Tokens):
         values, codes = list(column.texts), column.codes
+    elif (text := _texts(column)) is not None:
+        values, codes = text
     else:
         distinct = _distinct(column)
         if distinct is None:
@@ -595,6 +597,19 @@ def _coded(
         return _NO_CODES, _objects(done)[codes].tolist()
     labels = Coded.of(_array(done, dtype))  # two values may check alike (" visa", "visa")
     return Coded(labels.codes[codes], labels.labels), None
+
+
+def _texts(column: Sequence[object]) -> tuple[list[str], Ints] | None:
+    """A column of text only: its distinct texts and each row's code into them, by pandas'
+    hash table (one pass, in C); None for a column holding anything else."""
+    try:
+        codes, uniques = pd.factorize(_objects(column), use_na_sentinel=False)
+    except TypeError:  # a list or an object among them
+        return None
+    texts = uniques.tolist()
+    if not all(type(t) is str for t in texts):  # pandas takes None for NaN, 1 for True
+        return None
+    return texts, codes.astype(np.int64, copy=False)
 
 
 def _objects(values: Sequence[object]) -> npt.NDArray[Any]:
