@@ -661,13 +661,7 @@ class _Tokens(Sequence[Any]):
     def __len__(self) -> int:
         return len(self.codes)
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: Any) -> Any:  # a row's value, or a slice's as a list
         if isinstance(index, slice):
             return list(self)[index]
         return self.texts[int(self.codes[index])]
