@@ -33,10 +33,12 @@ first check it fails, in this order (each check's messages are its own):
                  the merchant_id
     all rows     then each kept dimension, in name order
 
-How: the text is cut into columns, one list of values per field (CSV at its commas, or by
+How: the text is cut into columns, one list of values per field (CSV at its commas, a long
+text by pandas' C tokenizer, which gives each column's distinct texts and codes, or by
 `csv.reader` where quotes or a lone carriage return need it; JSON by `orjson` where it reads
-the text as `json` would, else by `json`); each distinct value of a column is checked once;
-rows are walked one by one only where a check refused a value, to word their reasons.
+the text as `json` would, else by `json`); each distinct value of a column is checked once, and
+count rows are made columns of codes (`storage.codes`) that are deduplicated and summed by
+numpy; rows are walked one by one only where a check refused a value, to word their reasons.
 """
 
 from __future__ import annotations
