@@ -561,7 +561,7 @@ def _checked(
 ) -> tuple[list[Any], bool]:
     """`check` of every value, a refused one as `_Bad`; and whether any was refused. With
     `distinct`, each distinct value is checked once (where `_distinct` allows; always for
-    `_Tokens`, all text)."""
+    `_Tokens`, texts or whole numbers only)."""
     if isinstance(column, _Tokens):
         done, refused = _answers(column.texts, check, many)
         return _objects(done)[column.codes].tolist(), refused
