@@ -73,6 +73,54 @@ def counts_csv(rows: list[tuple[int, str, int]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+# Dimensioned count rows: 5 dimensions of 20 values each, drawn with Zipf-like weights.
+DIMENSIONS = ("acquirer", "brand", "method", "region", "merchant")
+DIMENSION_VALUES = 20
+COMBOS_A_MINUTE = 100
+DimensionedRows = list[tuple[int, str, tuple[str, ...], int]]
+
+
+def dimensioned_rows(first_minute: int, minutes: int, seed: int = 7) -> DimensionedRows:
+    """Rows (minute epoch, status, values, count) over `minutes` minutes: COMBOS_A_MINUTE draws
+    a minute (statuses 80% approved, 15% denied, 5% failed), each (minute, status, values)
+    once: nearly every combo is new, the store's worst case."""
+    rng = np.random.default_rng(seed)
+    weights = 1 / np.arange(1, DIMENSION_VALUES + 1)
+    weights /= weights.sum()
+    names = [[f"{d[0]}{v}" for v in range(DIMENSION_VALUES)] for d in DIMENSIONS]
+    statuses = ("approved", "denied", "failed")
+    rows: DimensionedRows = []
+    for m in range(minutes):
+        minute = first_minute + 60 * m
+        drawn = rng.choice(len(statuses), COMBOS_A_MINUTE, p=(0.8, 0.15, 0.05)).tolist()
+        picks = rng.choice(DIMENSION_VALUES, (COMBOS_A_MINUTE, len(DIMENSIONS)), p=weights)
+        counts = rng.integers(1, 20, COMBOS_A_MINUTE).tolist()
+        seen = set()
+        for s, values, n in zip(drawn, picks.tolist(), counts, strict=True):
+            key = (s, *values)
+            if key not in seen:
+                seen.add(key)
+                named = tuple(column[v] for column, v in zip(names, values, strict=True))
+                rows.append((minute, statuses[s], named, n))
+    return rows
+
+
+def dimensioned_json(rows: DimensionedRows) -> bytes:
+    return json.dumps(
+        [
+            {"timestamp": iso(m), "status": s, **dict(zip(DIMENSIONS, v, strict=True)), "count": c}
+            for m, s, v, c in rows
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+def dimensioned_csv(rows: DimensionedRows) -> bytes:
+    header = f"timestamp,status,{','.join(DIMENSIONS)},count"
+    lines = [header, *(f"{iso(m)},{s},{','.join(v)},{c}" for m, s, v, c in rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 @dataclass(frozen=True, slots=True)
 class EventRowData:
     id: str

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -26,6 +27,8 @@ FIRST_MINUTE = 1_735_689_600  # 2025-01-01 00:00 UTC
 # (batch size, counted batches): about 100k-150k rows per shape
 SHAPES = ((1_000, 100), (10_000, 15))
 EVENT_BATCH, EVENT_BATCHES = 10_000, 12
+# Dimensioned count rows: batches of 100 minutes (about 9,900 rows), 15 counted.
+COMBO_MINUTES, COMBO_BATCHES = 100, 15
 
 CountRows = list[tuple[int, str, int]]
 
@@ -33,25 +36,37 @@ CountRows = list[tuple[int, str, int]]
 # ------------------------------------------------------------------ raw baselines
 
 
+_DIMENSIONS = ", ".join(data.DIMENSIONS)
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS counts (minute BIGINT NOT NULL, status VARCHAR(32) NOT NULL, "
+    "count BIGINT NOT NULL, PRIMARY KEY (minute, status))",
+    "CREATE TABLE IF NOT EXISTS events (id VARCHAR(128) PRIMARY KEY, minute BIGINT NOT NULL, "
+    "status VARCHAR(32) NOT NULL, amount FLOAT, merchant_id VARCHAR(128))",
+    # One row per (minute, status, dimension values): the combo as plain columns.
+    "CREATE TABLE IF NOT EXISTS combos (minute BIGINT NOT NULL, status VARCHAR(32) NOT NULL, "
+    + "".join(f"{d} VARCHAR(128) NOT NULL, " for d in data.DIMENSIONS)
+    + f"count BIGINT NOT NULL, PRIMARY KEY (minute, status, {_DIMENSIONS}))",
+)
+
+
 def _sqlite_raw(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     # The store's own pragmas (storage/dialects/sqlite.py), so only the layers above differ.
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS counts (minute BIGINT NOT NULL, status VARCHAR(32) NOT NULL, "
-        "count BIGINT NOT NULL, PRIMARY KEY (minute, status))"
-    )
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS events (id VARCHAR(128) PRIMARY KEY, minute BIGINT NOT NULL, "
-        "status VARCHAR(32) NOT NULL, amount FLOAT, merchant_id VARCHAR(128))"
-    )
+    for table in _TABLES:
+        conn.execute(table)
     return conn
 
 
 _UPSERT = (
     "INSERT INTO counts (minute, status, count) VALUES ({p}, {p}, {p}) "
     "ON CONFLICT (minute, status) DO UPDATE SET count = excluded.count"
+)
+COMBOS_UPSERT = (
+    f"INSERT INTO combos (minute, status, {_DIMENSIONS}, count) VALUES "
+    f"({', '.join(['{p}'] * (len(data.DIMENSIONS) + 3))}) "
+    f"ON CONFLICT (minute, status, {_DIMENSIONS}) DO UPDATE SET count = excluded.count"
 )
 _EVENTS = (
     "INSERT INTO events (id, minute, status, amount, merchant_id) VALUES ({p}, {p}, {p}, {p}, {p}) "
@@ -89,14 +104,8 @@ def postgres_upsert(url: str) -> Upsert:
 
     def run(statement: str, batches: Sequence[Rows], warmup: Sequence[Rows]) -> float:
         with psycopg.connect(dsn(url)) as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS counts (minute BIGINT NOT NULL, status VARCHAR(32) "
-                "NOT NULL, count BIGINT NOT NULL, PRIMARY KEY (minute, status))"
-            )
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS events (id VARCHAR(128) PRIMARY KEY, minute BIGINT "
-                "NOT NULL, status VARCHAR(32) NOT NULL, amount FLOAT, merchant_id VARCHAR(128))"
-            )
+            for table in _TABLES:
+                conn.execute(table)
             conn.commit()
             sql = statement.format(p="%s")
             for batch in warmup:
@@ -125,14 +134,53 @@ def _checked(result: LoadResult, expected: Sequence[int]) -> str:
     return ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """One figure's batches: their rows (as the raw baseline upserts them) and their bodies."""
+
+    what: str
+    rows: Sequence[Rows]
+    bodies: Sequence[bytes]
+    content_type: str
+    warmup: int
+    statement: str  # the raw baseline's
+    baseline: str
+    goal: Goal
+
+
+def _figure(sent: _Sent, url: str, upsert: Upsert, store: str, workdir: Path) -> Figure:
+    """The batches POSTed one after another, against the raw upsert of their rows."""
+    job = Job(
+        url=f"{url}/transactions",
+        bodies=sent.bodies,
+        content_type=sent.content_type,
+        warmup=sent.warmup,
+        token=TOKEN,
+    )
+    log.info("  %s: %s", store, sent.what)
+    result = run_load(job, workdir)
+    counted, warmup = sent.rows[sent.warmup :], sent.rows[: sent.warmup]
+    rate = sum(len(b) for b in counted) / result.elapsed
+    base = upsert(sent.statement, counted, warmup)
+    checked = _checked(result, [len(b) for b in counted])
+    return Figure(
+        SECTION, sent.what, store, rate, "rows/s", base, sent.baseline, sent.goal, checked
+    )
+
+
+_CONTENT = {"json": "application/json", "csv": "text/csv"}
+
+
 def measure(database_url: str, raw_url: str, store: str, workdir: Path) -> list[Figure]:
-    """Count rows in 1k and 10k batches (JSON, CSV), then event rows with dedupe."""
+    """Count rows in 1k and 10k batches (JSON, CSV), dimensioned count rows (CSV, JSON), then
+    event rows with dedupe."""
     raw = postgres_upsert(raw_url) if raw_url.startswith("postgresql") else None
     raw_sqlite = sqlite_upsert(workdir / f"raw-{time.monotonic_ns()}.db") if raw is None else None
     upsert = raw or raw_sqlite
     assert upsert is not None
     figures: list[Figure] = []
     minute = FIRST_MINUTE
+    upserted = "raw executemany upsert"
     with serve(database_url, workdir) as server:
         for fmt in ("json", "csv"):
             for size, count in SHAPES:
@@ -141,63 +189,52 @@ def measure(database_url: str, raw_url: str, store: str, workdir: Path) -> list[
                     batches.append(data.count_rows(minute, size, seed=minute))
                     minute += 60 * (size // len(data.STATUSES) + 1)
                 encode = data.counts_json if fmt == "json" else data.counts_csv
-                job = Job(
-                    url=f"{server.url}/transactions",
-                    bodies=[encode(b) for b in batches],
-                    content_type="application/json" if fmt == "json" else "text/csv",
-                    warmup=2,
-                    token=TOKEN,
+                sent = _Sent(
+                    f"count rows, {fmt.upper()}, batches of {size:,}",
+                    [list(b) for b in batches],
+                    [encode(b) for b in batches],
+                    _CONTENT[fmt],
+                    2,
+                    _UPSERT,
+                    upserted,
+                    RATIO_GOAL,
                 )
-                log.info("  %s: %s batches of %d count rows", store, fmt, size)
-                result = run_load(job, workdir)
-                counted = batches[2:]
-                rate = sum(len(b) for b in counted) / result.elapsed
-                base = upsert(_UPSERT, [list(b) for b in counted], [list(b) for b in batches[:2]])
-                figures.append(
-                    Figure(
-                        SECTION,
-                        f"count rows, {fmt.upper()}, batches of {size:,}",
-                        store,
-                        rate,
-                        "rows/s",
-                        base,
-                        "raw executemany upsert",
-                        RATIO_GOAL,
-                        _checked(result, [len(b) for b in counted]),
-                    )
-                )
+                figures.append(_figure(sent, server.url, upsert, store, workdir))
+        for fmt in ("csv", "json"):
+            combos: list[data.DimensionedRows] = []
+            for _ in range(COMBO_BATCHES + 2):  # two warm-up batches
+                combos.append(data.dimensioned_rows(minute, COMBO_MINUTES, seed=minute))
+                minute += 60 * COMBO_MINUTES
+            encode_combos = data.dimensioned_json if fmt == "json" else data.dimensioned_csv
+            sent = _Sent(
+                f"dimensioned count rows ({len(data.DIMENSIONS)} dimensions × "
+                f"{data.DIMENSION_VALUES} values, {data.COMBOS_A_MINUTE} draws a minute), "
+                f"{fmt.upper()}, batches of {COMBO_MINUTES} minutes "
+                f"(~{len(combos[0]):,} rows)",
+                [[(m, s, *v, c) for m, s, v, c in b] for b in combos],
+                [encode_combos(b) for b in combos],
+                _CONTENT[fmt],
+                2,
+                COMBOS_UPSERT,
+                f"{upserted} keyed by (minute, status, {_DIMENSIONS})",
+                RATIO_GOAL,
+            )
+            figures.append(_figure(sent, server.url, upsert, store, workdir))
         # Events: each batch repeats half of the previous one (a re-sent page of the feed).
         half = EVENT_BATCH // 2
         batches_ev = [
             data.event_rows(k * half, EVENT_BATCH, minute) for k in range(EVENT_BATCHES + 1)
         ]
-        log.info("  %s: %d batches of %d event rows", store, EVENT_BATCHES, EVENT_BATCH)
-        job = Job(
-            url=f"{server.url}/transactions",
-            bodies=[data.events_json(b) for b in batches_ev],
-            content_type="application/json",
-            warmup=1,
-            token=TOKEN,
+        sent = _Sent(
+            f"event rows (dedupe by id, half of each batch re-sent), JSON, batches of "
+            f"{EVENT_BATCH:,}",
+            [[(e.id, e.minute, e.status, e.amount, e.merchant_id) for e in b] for b in batches_ev],
+            [data.events_json(b) for b in batches_ev],
+            _CONTENT["json"],
+            1,
+            _EVENTS,
+            "raw executemany insert … on conflict do nothing",
+            EVENTS_GOAL,
         )
-        result = run_load(job, workdir)
-        counted_ev = batches_ev[1:]
-        rate = sum(len(b) for b in counted_ev) / result.elapsed
-        as_rows: list[Rows] = [
-            [(e.id, e.minute, e.status, e.amount, e.merchant_id) for e in b] for b in batches_ev
-        ]
-        base = upsert(_EVENTS, as_rows[1:], as_rows[:1])
-        figures.append(
-            Figure(
-                SECTION,
-                f"event rows (dedupe by id, half of each batch re-sent), JSON, batches of "
-                f"{EVENT_BATCH:,}",
-                store,
-                rate,
-                "rows/s",
-                base,
-                "raw executemany insert … on conflict do nothing",
-                EVENTS_GOAL,
-                _checked(result, [len(b) for b in counted_ev]),
-            )
-        )
+        figures.append(_figure(sent, server.url, upsert, store, workdir))
     return figures

@@ -1,12 +1,12 @@
-"""Slices: ingest of dimensioned count rows against a raw SQLite upsert, and bytes on disk.
+"""Slices: bytes on disk of a dimensioned feed in SQLite, and its ingest beside a raw upsert.
 
-`python -m bench.slice_storage [--days D] [--combos C] [--workdir DIR]`: a feed of D days, C
-combos a
-minute (statuses 80% approved, 15% denied, 5% failed; 5 dimensions of 20 values each, drawn
-with Zipf-like weights), sent in batches of 10,000 rows (100 minutes). Prints rows/s of the
-store's ingest (parse included, and the store alone) and of a raw `sqlite3` executemany upsert
-of the same rows into one table keyed by (minute, status, d1..d5); then the SQLite file's
-bytes, per day and for 90 days. Not part of `make bench` yet: the numbers go in the README.
+`python -m bench.slice_storage [--days D] [--workdir DIR]`: D days of `bench.data`'s
+dimensioned feed (100 draws a minute over 3 statuses; 5 dimensions of 20 values each, Zipf-like
+weights), sent in batches of 100 minutes (about 10,000 rows). Prints rows/s of the store's
+ingest (parse included, and the store alone) and of bench §1's raw `sqlite3` executemany upsert
+of the same rows into one table keyed by (minute, status, d1..d5); then the SQLite file's bytes,
+per day and for 90 days. The ingest figure of `make bench` is §1's (over HTTP); this one is
+in-process, for the disk.
 """
 
 from __future__ import annotations
@@ -15,93 +15,30 @@ import argparse
 import sqlite3
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from pathlib import Path
 
-import numpy as np
-
+from bench import data, intake
 from storage.parsing import parse_csv
 from storage.store import open_store
 
-DIMENSIONS = ("acquirer", "brand", "method", "region", "merchant")
-VALUES = 20
-FIRST_MINUTE = 1_735_689_600  # 2025-01-01 00:00 UTC
 BATCH_MINUTES = 100
-STATUSES = ("approved", "denied", "failed")
-
-
-def feed(days: int, combos: int, seed: int = 7) -> list[tuple[int, str, tuple[str, ...], int]]:
-    """Rows (minute, status, values, count), each (minute, status, values) once."""
-    rng = np.random.default_rng(seed)
-    weights = 1 / np.arange(1, VALUES + 1)
-    weights /= weights.sum()
-    rows = []
-    for m in range(days * 1440):
-        minute = FIRST_MINUTE + 60 * m
-        statuses = rng.choice(len(STATUSES), combos, p=(0.8, 0.15, 0.05))
-        picks = rng.choice(VALUES, (combos, len(DIMENSIONS)), p=weights)
-        counts = rng.integers(1, 20, combos)
-        seen = set()
-        for s, values, n in zip(statuses, picks, counts, strict=True):
-            key = (int(s), *map(int, values))
-            if key in seen:
-                continue
-            seen.add(key)
-            names = tuple(f"{d[0]}{v}" for d, v in zip(DIMENSIONS, values, strict=True))
-            rows.append((minute, STATUSES[s], names, int(n)))
-    return rows
-
-
-def as_csv(rows: list[tuple[int, str, tuple[str, ...], int]]) -> str:
-    lines = [f"timestamp,status,{','.join(DIMENSIONS)},count"]
-    stamps = {m: datetime.fromtimestamp(m, UTC).isoformat() for m, _, _, _ in rows}
-    lines += [f"{stamps[m]},{s},{','.join(v)},{n}" for m, s, v, n in rows]
-    return "\n".join(lines) + "\n"
-
-
-def batches(
-    rows: list[tuple[int, str, tuple[str, ...], int]],
-) -> list[list[tuple[int, str, tuple[str, ...], int]]]:
-    out: dict[int, list[tuple[int, str, tuple[str, ...], int]]] = {}
-    for row in rows:
-        out.setdefault((row[0] - FIRST_MINUTE) // (60 * BATCH_MINUTES), []).append(row)
-    return [out[k] for k in sorted(out)]
-
-
-def raw_upsert(path: Path, parts: list[list[tuple[int, str, tuple[str, ...], int]]]) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    keys = ", ".join(DIMENSIONS)
-    conn.execute(
-        f"CREATE TABLE raw (minute BIGINT, status TEXT, {keys}, count BIGINT, "
-        f"PRIMARY KEY (minute, status, {keys}))"
-    )
-    sql = (
-        f"INSERT INTO raw VALUES ({', '.join(['?'] * (len(DIMENSIONS) + 3))}) "
-        f"ON CONFLICT (minute, status, {keys}) DO UPDATE SET count = excluded.count"
-    )
-    started = time.perf_counter()
-    for part in parts:
-        conn.execute("BEGIN")
-        conn.executemany(sql, [(m, s, *v, n) for m, s, v, n in part])
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=2)
-    parser.add_argument("--combos", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    rows = feed(args.days, args.combos)
-    parts = batches(rows)
-    texts = [as_csv(part) for part in parts]
+    parts = [
+        data.dimensioned_rows(intake.FIRST_MINUTE + 60 * m, BATCH_MINUTES, seed=m)
+        for m in range(0, args.days * 1440, BATCH_MINUTES)
+    ]
+    texts = [data.dimensioned_csv(part).decode() for part in parts]
+    n, days = sum(map(len, parts)), len(parts) * BATCH_MINUTES / 1440
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
-        raw = raw_upsert(Path(work) / "raw.db", parts)
+        upsert = intake.sqlite_upsert(Path(work) / "raw.db")
+        raw = upsert(intake.COMBOS_UPSERT, [[(m, s, *v, c) for m, s, v, c in p] for p in parts], [])
         path = Path(work) / "nightshift.db"
         store = open_store(f"sqlite:///{path}")
         parsing = storing = 0.0
@@ -124,19 +61,18 @@ def main() -> None:
                 ).fetchall()
             )
         size = path.stat().st_size
-    n = len(rows)
-    print(f"{n} rows, {args.days} days, {n / (args.days * 1440):.1f} combos/minute")
-    print(f"raw sqlite3 upsert:        {n / raw:>10,.0f} rows/s")
-    print(f"store.ingest (store only): {n / storing:>10,.0f} rows/s  ratio {raw / storing:.2f}")
+    print(f"{n} rows, {days:.2f} days, {n / (days * 1440):.1f} combos/minute")
+    print(f"raw sqlite3 upsert:        {raw:>10,.0f} rows/s")
+    print(f"store.ingest (store only): {n / storing:>10,.0f} rows/s  ratio {n / storing / raw:.2f}")
     total = parsing + storing
-    print(f"parse + store.ingest:      {n / total:>10,.0f} rows/s  ratio {raw / total:.2f}")
+    print(f"parse + store.ingest:      {n / total:>10,.0f} rows/s  ratio {n / total / raw:.2f}")
     print(f"re-sending one batch of {len(parts[0])} rows: {resend * 1000:.0f} ms")
     print(
-        f"SQLite file: {size:,} bytes; {size / args.days:,.0f} per day; 90 days ≈ "
-        f"{size / args.days * 90 / 1e9:.2f} GB"
+        f"SQLite file: {size:,} bytes; {size / days:,.0f} per day; 90 days ≈ "
+        f"{size / days * 90 / 1e9:.2f} GB"
     )
     for name, pages in list(tables.items())[:8]:
-        print(f"  {name:<32} {pages / args.days * 90 / 1e9:.2f} GB for 90 days")
+        print(f"  {name:<32} {pages / days * 90 / 1e9:.2f} GB for 90 days")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,12 @@ first check it fails, in this order (each check's messages are its own):
                  the merchant_id
     all rows     then each kept dimension, in name order
 
-How: the text is cut into columns, one list of values per field (CSV at its commas, or by
+How: the text is cut into columns, one list of values per field (CSV at its commas, a long
+text by pandas' C tokenizer, which gives each column's distinct texts and codes, or by
 `csv.reader` where quotes or a lone carriage return need it; JSON by `orjson` where it reads
-the text as `json` would, else by `json`); each distinct value of a column is checked once;
-rows are walked one by one only where a check refused a value, to word their reasons.
+the text as `json` would, else by `json`); each distinct value of a column is checked once, and
+count rows are made columns of codes (`storage.codes`) that are deduplicated and summed by
+numpy; rows are walked one by one only where a check refused a value, to word their reasons.
 """
 
 from __future__ import annotations
@@ -52,13 +54,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import partial
 from itertools import repeat
-from operator import add, attrgetter, itemgetter, methodcaller, mod, sub
+from operator import attrgetter, itemgetter, methodcaller, mod, sub
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack, cast, overload
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 import pandas as pd
 
+from storage.codes import Coded, Ints, first_rows, grouped, last_rows, packed, sums
 from storage.dimensions import DIMENSION_NAME, MAX_DIMENSIONS
 from storage.errors import FeedError
 
@@ -68,6 +73,7 @@ __all__ = [
     "MAX_TEXT",
     "UNKNOWN",
     "AuthCodeRow",
+    "Combos",
     "CountRow",
     "EventRow",
     "FeedBatch",
@@ -134,9 +140,28 @@ class SliceRow(NamedTuple):
 
 
 _Row = TypeVar("_Row", CountRow, AuthCodeRow)
+_Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
 
 
-class _Rows(Sequence[_Row]):
+class _Columns(Sequence[_Tuple]):
+    """Rows kept as columns and made as they are read compare, hash and print as the tuple of
+    their rows."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Columns | tuple):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+class _Rows(_Columns[_Row]):
     """Rows kept as three columns (minutes, keys, counts) and made `row`s as they are read.
 
     A named tuple or a dataclass is watched by the garbage collector as long as it lives, and a
@@ -179,16 +204,75 @@ class _Rows(Sequence[_Row]):
         rows = zip(self._minutes, self._keys, self._counts, strict=True)
         return cast("Iterator[_Row]", map(tuple.__new__, repeat(self._row), rows))
 
-    def __eq__(self, other: object) -> bool:  # as the tuple of its rows compares
-        if isinstance(other, _Rows | tuple):
-            return tuple(self) == tuple(other)
-        return NotImplemented
 
-    def __hash__(self) -> int:
-        return hash(tuple(self))
+class Combos(_Columns[SliceRow]):
+    """A batch's combos as columns of codes (`storage.codes`), what the store reads: minute,
+    status, combo key, each kept dimension's value, and count. A `SliceRow` is made as it is
+    read; the store reads the columns, with no object a row."""
 
-    def __repr__(self) -> str:
-        return repr(tuple(self))
+    __slots__ = ("combos", "counts", "minutes", "statuses", "values")
+
+    def __init__(
+        self,
+        minutes: Coded,
+        statuses: Coded,
+        combos: Coded,
+        values: tuple[Coded, ...],
+        counts: Ints,
+    ) -> None:
+        self.minutes, self.statuses, self.combos = minutes, statuses, combos
+        self.values, self.counts = values, counts
+
+    @classmethod
+    def of(cls, rows: Sequence[SliceRow]) -> Combos:
+        """The rows as columns (the rows themselves, if they are)."""
+        if isinstance(rows, Combos):
+            return rows
+        width = len(rows[0].values) if rows else 0
+        values = list(zip(*(r.values for r in rows), strict=True)) if width else []
+        return cls(
+            Coded.of(np.asarray([r.minute for r in rows], np.int64)),
+            Coded.of([r.status for r in rows]),
+            Coded.of([r.combo for r in rows]),
+            tuple(map(Coded.of, values)),
+            np.asarray([r.count for r in rows], np.int64),
+        )
+
+    def take(self, rows: Ints, counts: Ints | None = None) -> Combos:
+        """These rows, each with its entry of `counts` (default: its own count)."""
+        return Combos(
+            self.minutes.take(rows),
+            self.statuses.take(rows),
+            self.combos.take(rows),
+            tuple(v.take(rows) for v in self.values),
+            self.counts[rows] if counts is None else counts,
+        )
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    @overload
+    def __getitem__(self, index: int) -> SliceRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Combos: ...
+
+    def __getitem__(self, index: int | slice) -> SliceRow | Combos:
+        if isinstance(index, slice):
+            return self.take(np.arange(len(self))[index])
+        return next(iter(self.take(np.arange(len(self))[[index]])))
+
+    def __iter__(self) -> Iterator[SliceRow]:
+        values = zip(*(v.values().tolist() for v in self.values), strict=True)
+        rows = zip(
+            self.minutes.values().tolist(),
+            self.statuses.values().tolist(),
+            self.combos.values().tolist(),
+            values if self.values else repeat((), len(self)),
+            self.counts.tolist(),
+            strict=True,
+        )
+        return map(tuple.__new__, repeat(SliceRow), rows)  # made in C, as _Rows does
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,26 +542,85 @@ def _each(check: Callable[[Any], object], values: Iterable[object]) -> tuple[lis
     return done, refused
 
 
+Check = Callable[[Any], object]
+Many = Callable[[list[Any]], Iterable[object]] | None
+
+
+def _answers(todo: list[Any], check: Check, many: Many) -> tuple[list[Any], bool]:
+    """`check` of each value, a refused one as `_Bad`, and whether any was refused; `many`
+    checks them all at once, faster, with the same answers, unless it meets a value it cannot
+    take."""
+    try:
+        return list(many(todo) if many is not None else map(check, todo)), False
+    except (ArithmeticError, TypeError, ValueError):  # `many` met one it cannot take
+        return _each(check, todo)
+
+
 def _checked(
-    column: Sequence[object],
-    check: Callable[[Any], object],
-    many: Callable[[list[Any]], Iterable[object]] | None = None,
-    *,
-    distinct: bool = True,
+    column: Sequence[object], check: Check, many: Many = None, *, distinct: bool = True
 ) -> tuple[list[Any], bool]:
     """`check` of every value, a refused one as `_Bad`; and whether any was refused. With
-    `distinct`, each distinct value is checked once (where `_distinct` allows); `many` checks
-    them all at once, faster, with the same answers, unless it meets a value it cannot take."""
+    `distinct`, each distinct value is checked once (where `_distinct` allows; always for
+    `_Tokens`, texts or whole numbers only)."""
+    if isinstance(column, _Tokens):
+        done, refused = _answers(column.texts, check, many)
+        return _objects(done)[column.codes].tolist(), refused
     values = _distinct(column) if distinct else None
-    todo = list(column) if values is None else values
-    try:
-        done, refused = list(many(todo) if many is not None else map(check, todo)), False
-    except (ArithmeticError, TypeError, ValueError):  # `many` met one it cannot take
-        done, refused = _each(check, todo)
+    done, refused = _answers(list(column) if values is None else values, check, many)
     if values is None:
         return done, refused
     answers = dict(zip(values, done, strict=True))
     return list(map(answers.__getitem__, column)), refused
+
+
+_NO_CODES = Coded(np.zeros(0, np.int64), np.zeros(0, dtype=object))
+
+
+def _coded(
+    column: Sequence[object], check: Check, many: Many = None, dtype: type = object
+) -> tuple[Coded, list[Any] | None]:
+    """`_checked` of a column as codes (`storage.codes`): each row's code into the checked
+    values, each distinct value checked once. Where a check refused a value there are no codes
+    but the checked values row by row (`_Bad` where refused), to word the reasons."""
+    values: list[Any]
+    if isinstance(column, _Tokens):
+        values, codes = list(column.texts), column.codes
+    elif (text := _texts(column)) is not None:
+        values, codes = text
+    else:
+        distinct = _distinct(column)
+        if distinct is None:
+            done, refused = _checked(column, check, many, distinct=False)
+            return (_NO_CODES, done) if refused else (Coded.of(_array(done, dtype)), None)
+        values, index = distinct, dict(zip(distinct, range(len(distinct)), strict=True))
+        codes = np.fromiter(map(index.__getitem__, column), np.int64, len(column))
+    done, refused = _answers(values, check, many)
+    if refused:
+        return _NO_CODES, _objects(done)[codes].tolist()
+    labels = Coded.of(_array(done, dtype))  # two values may check alike (" visa", "visa")
+    return Coded(labels.codes[codes], labels.labels), None
+
+
+def _texts(column: Sequence[object]) -> tuple[list[str], Ints] | None:
+    """A column of text only: its distinct texts and each row's code into them, by pandas'
+    hash table (one pass, in C); None for a column holding anything else."""
+    try:
+        codes, uniques = pd.factorize(_objects(column), use_na_sentinel=False)
+    except TypeError:  # a list or an object among them
+        return None
+    texts = uniques.tolist()
+    if not all(type(t) is str for t in texts):  # pandas takes None for NaN, 1 for True
+        return None
+    return texts, codes.astype(np.int64, copy=False)
+
+
+def _objects(values: Sequence[object]) -> npt.NDArray[Any]:
+    """The values as a 1-d array of objects (a tuple among them stays one object)."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
+def _array(values: Sequence[Any], dtype: type) -> npt.NDArray[Any]:
+    return _objects(values) if dtype is object else np.asarray(values, dtype)
 
 
 def _reasons(
@@ -505,6 +648,28 @@ class _Absent:
 _ABSENT = _Absent()
 # The fields that are no dimension; every other field is an extra column (merchant_id too).
 _CORE = frozenset({"time", "timestamp", "status", "count", "f0_", "auth_code", "id", "amount"})
+
+
+class _Tokens(Sequence[Any]):
+    """A CSV column as pandas' C tokenizer reads it: its distinct texts (a count column's
+    whole numbers: see `_tokenized`), and each row's code into them; its values are made only
+    if they are read one by one."""
+
+    __slots__ = ("codes", "texts")
+
+    def __init__(self, codes: Ints, texts: list[Any]) -> None:
+        self.codes, self.texts = codes, texts
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index: Any) -> Any:  # a row's value, or a slice's as a list
+        if isinstance(index, slice):
+            return list(self)[index]
+        return self.texts[int(self.codes[index])]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(_objects(self.texts)[self.codes].tolist())
 
 
 @dataclass(frozen=True, slots=True)
@@ -594,13 +759,17 @@ def _empty(where: str) -> FeedError:
 def _csv_table(text: str, where: str) -> _Table:
     """The rows of a CSV text, header first. Without quotes or lone carriage returns,
     `csv.reader`'s rows are the lines split at commas: when every line has the header's width,
-    the columns are slices of one split of all of them. Otherwise `csv.reader` reads it."""
+    the columns are those of pandas' C tokenizer (a long text) or slices of one split of all
+    the lines. Otherwise `csv.reader` reads it."""
     if '"' in text:
         return _read_csv(text, where)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
         if "\r" in text:
             return _read_csv(text, where)
+    tokens = _tokenized(text, where) if len(text) >= TOKENIZED else None
+    if tokens is not None:
+        return tokens
     lines = text.split("\n")
     if not lines[-1]:
         lines.pop()  # the newline that ends the last row
@@ -622,6 +791,73 @@ def _csv_table(text: str, where: str) -> _Table:
         numbers = [numbers[i] for i in kept]
         columns = [[column[i] for i in kept] for column in columns]
     return _csv_columns(names, columns, numbers)
+
+
+TOKENIZED = 65_536  # characters of CSV text from which pandas' tokenizer pays for its start
+
+
+def _tokenized(text: str, where: str) -> _Table | None:
+    """`_csv_table`'s split, by pandas' C tokenizer: each column's distinct texts and codes,
+    no string made a row. None where its reading might not be the split's (then the split
+    decides): a NUL, a line of another width (the commas are counted, and a line with too many
+    is refused by pandas, or if it is the first one, read with an index), a first field blank
+    (a blank line is skipped), a field over csv's limit."""
+    head, _, body = text.partition("\n")
+    if not body or "\x00" in text:
+        return None
+    names = _header(head.split(","), where)
+    width, lines = len(names), body.count("\n") + (not body.endswith("\n"))
+    if body.count(",") != (width - 1) * lines:
+        return None
+    try:
+        frame = _read_columns(body, width, dtype="category")
+        columns = [frame[i].cat for i in range(width)]
+        texts = [column.categories.tolist() for column in columns]
+        # pandas makes numbers of a column of numbers: those columns are read again, as text,
+        # but a count's whole numbers, which are what `_count` makes of their texts.
+        counts = {i for i, name in enumerate(names) if name in ("count", "f0_")}
+        numbers = [
+            i
+            for i, some in enumerate(texts)
+            if some
+            and not isinstance(some[0], str)
+            and not (i in counts and all(type(n) is int for n in some))
+        ]
+        again = _read_columns(body, width, dtype=str, usecols=numbers) if numbers else None
+    except (ValueError, UnicodeError):  # pandas' ParserError is a ValueError
+        return None
+    if len(frame) != lines or type(frame.index) is not pd.RangeIndex:  # a line too wide
+        return None
+    fields: list[Sequence[Any]] = [
+        _Tokens(column.codes.to_numpy().astype(np.int64), some)
+        for column, some in zip(columns, texts, strict=True)
+    ]
+    for i in numbers:
+        fields[i] = cast("pd.DataFrame", again)[i].to_numpy(dtype=object).tolist()
+    limit = csv.field_size_limit()
+    distinct = [field.texts if isinstance(field, _Tokens) else set(field) for field in fields]
+    if any(len(str(t)) >= limit for some in distinct for t in some):
+        return None
+    if any(isinstance(t, str) and not t.strip() for t in distinct[0]):  # a blank line: skipped
+        return None
+    return _csv_columns(names, fields, range(2, lines + 2))
+
+
+def _read_columns(body: str, width: int, **how: Any) -> pd.DataFrame:
+    """The lines as pandas' C parser reads them, every field as it is (no quoting, no
+    missing values), each line's fields its row's columns 0 to width - 1."""
+    frame: pd.DataFrame = pd.read_csv(
+        io.StringIO(body),
+        header=None,
+        names=list(range(width)),
+        na_filter=False,
+        quoting=csv.QUOTE_NONE,
+        skip_blank_lines=False,
+        engine="c",
+        low_memory=False,
+        **how,
+    )
+    return frame
 
 
 def _read_csv(text: str, where: str) -> _Table:
@@ -765,75 +1001,74 @@ class _Extras:
         return list(zip(*kept, strict=True)) if kept else [()] * len(columns[0])
 
     def combos(self, columns: Sequence[Sequence[str]]) -> list[str]:
-        """Each row's combo key (`combo_key`)."""
+        """The combo key (`combo_columns`) of each row of these columns (all the extra ones)."""
         prefix = COMBO_NAMES.join(map(_identity, self.names)) + COMBO_START
         return list(map(prefix.__add__, map(COMBO_VALUES.join, zip(*columns, strict=True))))
 
 
 def _bucket_rows(
     rows: _Table, times: _TimeParser, row: type[_Row], extras: _Extras
-) -> tuple[_Rows[_Row], list[SliceRow], list[tuple[int, str]]]:
+) -> tuple[_Rows[_Row], Sequence[SliceRow], list[tuple[int, str]]]:
     """Count or code rows as their buckets (and, with extra columns, count rows' combos), or
     the bad rows' reasons."""
     stamps = rows.either("timestamp", "time")
     counts, bad_count = _checked(rows.either("count", "f0_"), _count, _counts, distinct=False)
-    minutes, bad_time = _checked(stamps, times.minute, times.minutes)
-    extra: list[list[Any]]
-    extra, bad_extra = extras.columns(rows)
-    if row is AuthCodeRow:
-        keys, bad_key = _checked(rows.get("auth_code"), _auth_code)
-        order = (keys, counts, minutes, *extra)
-    else:
-        keys, bad_key = _checked(rows.get("status"), _status)
-        order = (counts, minutes, keys, *extra)
-    if bad_count or bad_time or bad_key or bad_extra:
-        return _Rows(row, [], [], []), [], _reasons(rows.numbers, stamps, *order)
-    if extras.names:
-        summed, slices = _combos(row, minutes, keys, counts, extras, extra)
-        return summed, slices, []
-    if _repeats(minutes, keys):
-        # A bucket sent twice: its last count, in the place of its first.
-        buckets = dict(zip(zip(minutes, keys, strict=True), counts, strict=True))
-        return _Rows.of(row, buckets), [], []
-    return _Rows(row, minutes, keys, counts), [], []
+    minute, minutes = _coded(stamps, times.minute, times.minutes, np.int64)
+    name, check = ("auth_code", _auth_code) if row is AuthCodeRow else ("status", _status)
+    key, keys = _coded(rows.get(name), check)
+    extra: list[tuple[Coded, list[Any] | None]] = [
+        _coded(rows.get(n), partial(_dimension, name=n) if n in extras.kept else _identity)
+        for n in extras.names
+    ]
+    refused = [minutes, keys, *(bad for _, bad in extra)]
+    if bad_count or any(column is not None for column in refused):
+        blank: list[Any] = [None] * len(rows.numbers)
+        at, code, *dimensions = [blank if c is None else c for c in refused]
+        first = (code, counts, at) if row is AuthCodeRow else (counts, at, code)
+        return _Rows(row, [], [], []), (), _reasons(rows.numbers, stamps, *first, *dimensions)
+    summed, slices = _combos(row, minute, key, counts, extras, [c for c, _ in extra])
+    return summed, slices or (), []
 
 
 def _combos(
     row: type[_Row],
-    minutes: list[int],
-    keys: list[str],
+    minute: Coded,
+    key: Coded,
     counts: list[int],
     extras: _Extras,
-    columns: Sequence[Sequence[str]],
-) -> tuple[_Rows[_Row], list[SliceRow]]:
-    """Rows with extra columns: each combo's last count (in the place of its first), and the
-    buckets their sums. Code rows keep no combos: their extra columns are summed away."""
-    combos = extras.combos(columns)
-    last = dict(
-        zip(
-            zip(minutes, keys, combos, strict=True),
-            zip(extras.values(columns), counts, strict=True),
-            strict=True,
-        )
+    extra: Sequence[Coded],
+) -> tuple[_Rows[_Row], Combos | None]:
+    """The rows' buckets: a bucket (or with extra columns, a combo of one) sent twice keeps
+    its last count, in the place of its first; with extra columns, a bucket is the sum of its
+    combos, which count rows keep (code rows sum their extra columns away). Codes throughout
+    (`storage.codes`): a combo's key is made once, from its first row."""
+    columns = [minute, key]
+    if extra:
+        combo, _ = grouped(packed(*extra))
+        firsts = first_rows(combo)
+        names = extras.combos([column.labels[column.codes[firsts]].tolist() for column in extra])
+        columns.append(Coded(combo, np.asarray(names, dtype=object)))
+    groups, n = grouped(packed(*columns))
+    if n == len(groups) and not extra:  # each bucket once: the rows as they came
+        return _Rows(row, minute.values().tolist(), key.values().tolist(), counts), None
+    first = first_rows(groups)
+    last = first if n == len(groups) else last_rows(groups, n)
+    sent = np.asarray(counts, np.int64)[last]
+    minute, key = minute.take(first), key.take(first)
+    buckets, m = grouped(packed(minute, key))
+    at = first_rows(buckets)
+    summed = _Rows(
+        row,
+        minute.values()[at].tolist(),
+        key.values()[at].tolist(),
+        sums(buckets, m, sent).tolist(),
     )
-    buckets: dict[tuple[int, str], int] = {}
-    for (minute, key, _), (_, count) in last.items():
-        buckets[(minute, key)] = buckets.get((minute, key), 0) + count
-    if row is AuthCodeRow:
-        return _Rows.of(row, buckets), []
-    rows = ((m, k, c, v, n) for (m, k, c), (v, n) in last.items())
-    slices = list(map(tuple.__new__, repeat(SliceRow), rows))  # made in C, as _Rows does
-    return _Rows.of(row, buckets), slices
-
-
-def _repeats(minutes: list[int], keys: list[str]) -> bool:
-    """Whether some (minute, key) bucket comes more than once."""
-    numbers = {key: number for number, key in enumerate(set(keys))}
-    if len(numbers) > 60:
-        return len(set(zip(minutes, keys, strict=True))) < len(keys)
-    # Minutes are multiples of 60, so minute + the key's number (below 60) names the bucket:
-    # one int a row, where pairs would be ten thousand more objects for the collector.
-    return len(set(map(add, minutes, map(numbers.__getitem__, keys)))) < len(keys)
+    if row is AuthCodeRow or not extra:
+        return summed, None
+    kept = [
+        c.take(first) for name, c in zip(extras.names, extra, strict=True) if name in extras.kept
+    ]
+    return summed, Combos(minute, key, columns[2].take(first), tuple(kept), sent)
 
 
 def _event_rows(

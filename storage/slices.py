@@ -36,10 +36,11 @@ import pandas as pd
 from sqlalchemy import Connection, Select, func, insert, select
 
 from storage import schema
+from storage.codes import Coded, Ints, packed, summed, sums
 from storage.database import Database
 from storage.dialects import Dialect
 from storage.dialects.port import IN_LIST
-from storage.parsing import FeedBatch
+from storage.parsing import Combos, FeedBatch, SliceRow
 from storage.records import SliceDimension
 from storage.traffic import bucket_series, slot_of
 
@@ -50,7 +51,8 @@ Volumes = Mapping[tuple[str, str], int]  # transactions per (dimension, value) i
 
 class _Values:
     """The slice each value of a batch counts in, its own or its dimension's `other`; values
-    new to the store are admitted (or not) as they are read."""
+    new to the store are admitted (or not) as they are read. One query reads what the store
+    holds of all the batch's values, another what it admitted, if anything is new."""
 
     def __init__(self, conn: Connection, volumes: Volumes, top: int) -> None:
         self.conn = conn
@@ -58,101 +60,91 @@ class _Values:
         by_dimension: dict[str, list[str]] = defaultdict(list)
         for dimension, value in volumes:
             by_dimension[dimension].append(value)
-        new: list[dict[str, Any]] = []
-        for dimension, values in by_dimension.items():
-            held = self._read(dimension, values)
-            unseen = sorted(
+        self._read(by_dimension)
+        unseen = {
+            dimension: sorted(
                 (v for v in values if (dimension, v) not in self.slice),
                 key=lambda v, d=dimension: (-volumes[(d, v)], v),  # type: ignore[misc]
             )
-            left_out = False
-            for value in unseen:  # `other` itself is always admitted: it is the other slice
-                admitted = value == OTHER or held < top
-                held += admitted and value != OTHER
+            for dimension, values in by_dimension.items()
+        }
+        unseen = {dimension: values for dimension, values in unseen.items() if values}
+        if not unseen:
+            return
+        held = self._held(list(unseen))
+        new: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        for dimension, values in unseen.items():
+            admitted_now, left_out = held.get(dimension, 0), False
+            for value in values:  # `other` itself is always admitted: it is the other slice
+                admitted = value == OTHER or admitted_now < top
+                admitted_now += admitted and value != OTHER
                 left_out = left_out or not admitted
-                new.append({"dimension": dimension, "value": value, "admitted": admitted})
-            if left_out and (dimension, OTHER) not in self.slice and OTHER not in unseen:
-                new.append({"dimension": dimension, "value": OTHER, "admitted": True})
-        if new:
-            conn.execute(insert(schema.slice_values), new)
-            for dimension in {row["dimension"] for row in new}:
-                self._read(
-                    dimension, [row["value"] for row in new if row["dimension"] == dimension]
-                )
+                new[dimension].append((value, admitted))
+            if left_out and (dimension, OTHER) not in self.slice and OTHER not in values:
+                new[dimension].append((OTHER, True))
+        conn.execute(
+            insert(schema.slice_values),
+            [
+                {"dimension": dimension, "value": value, "admitted": admitted}
+                for dimension, values in new.items()
+                for value, admitted in values
+            ],
+        )
+        self._read({dimension: [value for value, _ in values] for dimension, values in new.items()})
 
-    def _read(self, dimension: str, values: Sequence[str]) -> int:
-        """The slices of these values of a dimension (and of its `other`), as stored; how many
-        values the dimension has admitted."""
+    def _read(self, values: Mapping[str, Sequence[str]]) -> None:
+        """The slices of these values of each dimension (and of its `other`), as stored."""
         v = schema.slice_values
-        found: dict[str, tuple[int, bool]] = {}
-        for at in range(0, len(values), IN_LIST):
-            wanted = [*values[at : at + IN_LIST], OTHER]
-            query = select(v.c.value, v.c.id, v.c.admitted).where(
-                v.c.dimension == dimension, v.c.value.in_(wanted)
+        dimensions = sorted(values)
+        wanted = sorted({value for some in values.values() for value in some} | {OTHER})
+        found: dict[tuple[str, str], tuple[int, bool]] = {}
+        for at in range(0, len(wanted), IN_LIST):
+            query = select(v.c.dimension, v.c.value, v.c.id, v.c.admitted).where(
+                v.c.dimension.in_(dimensions), v.c.value.in_(wanted[at : at + IN_LIST])
             )
-            found.update(
-                (str(value), (int(i), bool(a))) for value, i, a in self.conn.execute(query)
-            )
-        other = found.get(OTHER)
-        for value, (i, admitted) in found.items():
+            for dimension, value, i, admitted in self.conn.execute(query):
+                found[(str(dimension), str(value))] = (int(i), bool(admitted))
+        for (dimension, value), (i, admitted) in found.items():
+            other = found.get((dimension, OTHER))
             if admitted:
                 self.slice[(dimension, value)] = i
             elif other is not None:
                 self.slice[(dimension, value)] = other[0]
-        held = select(func.count()).where(
-            v.c.dimension == dimension, v.c.admitted.is_(True), v.c.value != OTHER
-        )
-        return int(self.conn.execute(held).scalar_one())
 
-    def ids(self, dimension: str, values: Sequence[str]) -> pd.Series[int]:
+    def _held(self, dimensions: Sequence[str]) -> dict[str, int]:
+        """How many values each of these dimensions has admitted (`other` aside)."""
+        v = schema.slice_values
+        held = (
+            select(v.c.dimension, func.count())
+            .where(v.c.dimension.in_(dimensions), v.c.admitted.is_(True), v.c.value != OTHER)
+            .group_by(v.c.dimension)
+        )
+        return {str(dimension): int(n) for dimension, n in self.conn.execute(held)}
+
+    def ids(self, dimension: str, values: Coded) -> Coded:
         """The slice value id each of these values of a dimension counts in."""
-        wanted = {v: i for (d, v), i in self.slice.items() if d == dimension}
-        return pd.Series(values, dtype="object").map(wanted).astype("int64")
-
-
-class _Rows:
-    """Dimensioned rows as columns: minute, status, each kept dimension's values, and what
-    each adds (`count`)."""
-
-    def __init__(
-        self,
-        minutes: Sequence[int],
-        statuses: Sequence[str],
-        values: Sequence[tuple[str, ...]],
-        counts: Sequence[int],
-        dimensions: Sequence[str],
-    ) -> None:
-        self.frame = pd.DataFrame(
-            {"minute": np.asarray(minutes, np.int64), "status": statuses, "count": counts}
-        )
-        columns = list(zip(*values, strict=True)) if dimensions and values else []
-        self.columns: dict[str, Sequence[str]] = dict(zip(dimensions, columns, strict=False))
-
-    def volumes(self) -> dict[tuple[str, str], int]:
-        """Transactions per (dimension, value)."""
-        counts = pd.Series(self.frame["count"].to_numpy())
-        volumes: dict[tuple[str, str], int] = {}
-        for dimension, column in self.columns.items():
-            sums = counts.groupby(np.asarray(column, dtype="object")).sum()
-            volumes.update(((dimension, str(v)), int(n)) for v, n in sums.items())
-        return volumes
-
-    def keep(self, rows: np.ndarray, counts: np.ndarray) -> None:
-        """Only these rows, each adding its entry of `counts` instead."""
-        self.frame = self.frame.assign(count=counts).iloc[rows]
-        self.columns = {d: [c[i] for i in rows] for d, c in self.columns.items()}
-
-    def marginals(self, values: _Values) -> list[pd.DataFrame]:
-        """The rows once per dimension, with the slice value id each adds its count to."""
-        return [
-            self.frame.assign(value_id=values.ids(d, column).to_numpy())
-            for d, column in self.columns.items()
-        ]
+        slices = [self.slice[(dimension, v)] for v in values.labels.tolist()]
+        ids = Coded.of(np.asarray(slices, np.int64))
+        return Coded(ids.codes[values.codes], ids.labels)  # values in `other` share its id
 
 
 def combo_hash(combo: str) -> int:
     """A combo's name in `combo_counts`: 64 bits of BLAKE2b of its key, signed."""
     return int.from_bytes(blake2b(combo.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+_EMPTY = blake2b(digest_size=8)  # copied for each combo: cheaper than a new one with its size
+
+
+def combo_hashes(combos: Iterable[str]) -> Ints:
+    """`combo_hash` of each combo, as an int64 array: the digests joined and read as one
+    array of big-endian int64s, no int made a combo."""
+    copy, digests = _EMPTY.copy, bytearray()
+    for combo in combos:
+        digest = copy()
+        digest.update(combo.encode())
+        digests += digest.digest()
+    return np.frombuffer(bytes(digests), ">i8").astype(np.int64)
 
 
 def store_slices(
@@ -167,78 +159,92 @@ def store_slices(
     if not batch.slices and not events:
         return
     dialect.lock_slices(conn)
-    combos = _Rows([], [], [], [], dimensions)
+    added: list[Combos] = []
     volumes: dict[tuple[str, str], int] = {}
     if batch.slices:
-        minutes, statuses, keys, values, counts = zip(*batch.slices, strict=True)
-        named = list(map(combo_hash, keys))
-        old = _combo_counts(conn, dialect, set(minutes))
-        was = [old.get(k, 0) for k in zip(minutes, statuses, named, strict=True)]
-        deltas = np.subtract(counts, was)
+        combos = Combos.of(batch.slices)
+        named = combo_hashes(combos.combos.labels.tolist())[combos.combos.codes]
+        deltas = combos.counts - _stored(conn, dialect, combos, named)
         moved = np.flatnonzero(deltas)
-        changed = [(minutes[i], statuses[i], named[i], counts[i]) for i in moved]
-        dialect.set_buckets(conn, schema.combo_counts, changed)
-        combos = _Rows(minutes, statuses, values, counts, dimensions)
-        volumes = combos.volumes()  # the values' volumes in the batch, before differences
-        combos.keep(moved, deltas)
-        dialect.add_buckets(conn, schema.counts, _sums([combos.frame], ["minute", "status"]))
-    added = _Rows(
-        [e.minute for e in events],
-        [e.status for e in events],
-        [e.values for e in events],
-        [1] * len(events),
-        dimensions,
-    )
-    for key, n in added.volumes().items():
-        volumes[key] = volumes.get(key, 0) + n
+        minutes, statuses = (
+            combos.minutes.ranked().take(moved),
+            combos.statuses.ranked().take(moved),
+        )
+        moved = moved[np.lexsort((named[moved], statuses.codes, minutes.codes))]  # in key order
+        changed = zip(
+            combos.minutes.values()[moved].tolist(),
+            combos.statuses.values()[moved].tolist(),
+            named[moved].tolist(),
+            combos.counts[moved].tolist(),
+            strict=True,
+        )
+        dialect.set_buckets(conn, schema.combo_counts, list(changed))
+        _add(volumes, dimensions, combos)  # the values' volumes in the batch, before differences
+        changes = combos.take(moved, deltas[moved])
+        added.append(changes)
+        totals = _sums([((changes.minutes, changes.statuses), changes.counts)])
+        dialect.add_buckets(conn, schema.counts, totals)
+    if events:
+        rows = [SliceRow(e.minute, e.status, "", e.values, 1) for e in events]
+        added.append(Combos.of(rows))
+        _add(volumes, dimensions, added[-1])
     slices = _Values(conn, volumes, top)
-    marginals = combos.marginals(slices) + added.marginals(slices)
-    dialect.add_buckets(conn, schema.slice_counts, _sums(marginals, MARGINAL))
+    marginals = [
+        ((part.minutes, part.statuses, slices.ids(dimension, values)), part.counts)
+        for part in added
+        for dimension, values in zip(dimensions, part.values, strict=True)
+    ]
+    dialect.add_buckets(conn, schema.slice_counts, _sums(marginals))
 
 
-MARGINAL = ["minute", "status", "value_id"]
+def _add(volumes: dict[tuple[str, str], int], dimensions: Sequence[str], combos: Combos) -> None:
+    """Add the combos' transactions per (dimension, value) to `volumes`."""
+    for dimension, values in zip(dimensions, combos.values, strict=True):
+        totals = sums(values.codes, len(values.labels), combos.counts)
+        for value, n in zip(values.labels.tolist(), totals.tolist(), strict=True):
+            volumes[(dimension, value)] = volumes.get((dimension, value), 0) + n
 
 
-def _sums(frames: Sequence[pd.DataFrame], keys: list[str]) -> list[tuple[Any, ...]]:
-    """(key..., sum of `count`) of each key the frames hold with a non-zero sum, as plain
-    Python values. The keys (minute, status and maybe value_id) are packed into one int64 a
-    row and summed by numpy: pandas' group-by over an object column took most of an ingest."""
-    frame = pd.concat(frames) if frames else pd.DataFrame()
-    if frame.empty:
+Part = tuple[Sequence[Coded], Ints]  # rows' key columns (minute, status, ...) and counts
+
+
+def _sums(parts: Sequence[Part]) -> list[tuple[Any, ...]]:
+    """(key..., sum of count) of each key the parts' rows hold with a non-zero sum, in key
+    order, as plain Python values: summed by numpy (`storage.codes.summed`)."""
+    if not parts:
         return []
-    codes, statuses = pd.factorize(frame["status"])
-    minutes = frame["minute"].to_numpy(np.int64) // 60
-    packed = minutes * len(statuses) + codes
-    width = 1
-    if "value_id" in keys:
-        ids = frame["value_id"].to_numpy(np.int64)
-        width = int(ids.max()) + 1
-        packed = packed * width + ids
-    if int(minutes.max() + 1) * len(statuses) * width >= 2**62:  # not one int64: pandas sums
-        sums = frame.groupby(keys, sort=False, as_index=False)["count"].sum()
-        sums = sums[sums["count"] != 0]
-        return list(zip(*(sums[c].tolist() for c in [*keys, "count"]), strict=True))
-    unique, inverse = np.unique(packed, return_inverse=True)
-    totals = np.zeros(len(unique), np.int64)
-    np.add.at(totals, inverse, frame["count"].to_numpy(np.int64))
-    kept = totals != 0
-    unique, totals = unique[kept], totals[kept]
-    rest, value_ids = np.divmod(unique, width)
-    minute, code = np.divmod(rest, len(statuses))
-    columns = [(minute * 60).tolist(), np.asarray(statuses, dtype=object)[code].tolist()]
-    if "value_id" in keys:
-        columns.append(value_ids.tolist())
-    return list(zip(*columns, totals.tolist(), strict=True))
+    keys = [_joined(columns) for columns in zip(*(key for key, _ in parts), strict=True)]
+    columns, totals = summed(keys, np.concatenate([counts for _, counts in parts]))
+    return list(zip(*(c.values().tolist() for c in columns), totals.tolist(), strict=True))
 
 
-def _combo_counts(
-    conn: Connection, dialect: Dialect, minutes: Iterable[int]
-) -> dict[tuple[int, str, int], int]:
-    """The counts stored for the combos of these minutes."""
+def _joined(columns: Sequence[Coded]) -> Coded:
+    """One column of the rows of these, one after the other."""
+    labels = columns[0].labels
+    if all(column.labels is labels for column in columns):  # one part's, once per dimension
+        return Coded(np.concatenate([column.codes for column in columns]), labels)
+    return Coded.of(np.concatenate([column.values() for column in columns]))
+
+
+def _stored(conn: Connection, dialect: Dialect, combos: Combos, named: Ints) -> Ints:
+    """The count stored for each combo (0 for one not stored yet)."""
     table, columns = schema.combo_counts, ("minute", "status", "combo", "count")
-    queries = dialect.select_in(table, columns, "minute", sorted(minutes))
-    found = dialect.fetch(conn, *queries)
-    return {(int(m), str(s), int(c)): int(n) for rows in found for m, s, c, n in rows}
+    queries = dialect.select_in(table, columns, "minute", sorted(combos.minutes.labels.tolist()))
+    found = [row for rows in dialect.fetch(conn, *queries) for row in rows]
+    was = np.zeros(len(combos), np.int64)
+    if not found:  # new minutes: the usual case
+        return was
+    minute, status, combo, count = zip(*found, strict=True)
+    pairs = (
+        (np.asarray(minute, np.int64), combos.minutes.values()),
+        (np.asarray(status, dtype=object), combos.statuses.values()),
+        (np.asarray(combo, np.int64), named),
+    )
+    keys = packed(*(Coded.of(np.concatenate(pair)) for pair in pairs))
+    at = pd.Index(keys[: len(found)]).get_indexer(pd.Index(keys[len(found) :]))
+    hit = at >= 0
+    was[hit] = np.asarray(count, np.int64)[at[hit]]
+    return was
 
 
 def _epoch(when: datetime) -> int:

@@ -85,3 +85,20 @@ def test_the_load_generator_measures_a_real_server_from_its_own_process(tmp_path
     assert result.client_cpu_ms > 0
     assert 0 <= result.steal < 1
     assert all(a["status"] == "stored" for a in result.answers)
+
+
+def test_dimensioned_bodies_carry_each_combo_once_in_json_and_csv() -> None:
+    rows = data.dimensioned_rows(1_735_689_600, 3)
+    assert len({(m, s, v) for m, s, v, _ in rows}) == len(rows) > 250
+    as_json = json.loads(data.dimensioned_json(rows))
+    as_csv = data.dimensioned_csv(rows).decode().splitlines()
+    assert as_csv[0] == "timestamp,status,acquirer,brand,method,region,merchant,count"
+    assert len(as_json) == len(as_csv) - 1 == len(rows)
+    minute, status, values, count = rows[-1]
+    assert as_json[-1] == {
+        "timestamp": data.iso(minute),
+        "status": status,
+        **dict(zip(data.DIMENSIONS, values, strict=True)),
+        "count": count,
+    }
+    assert as_csv[-1] == f"{data.iso(minute)},{status},{','.join(values)},{count}"

@@ -10,13 +10,15 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, tzinfo
-from typing import cast
+from typing import Any, cast
+from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage import parsing
 from storage.errors import StorageError
 from storage.parsing import (
     UNKNOWN,
@@ -61,6 +63,8 @@ def described(batch: FeedBatch) -> object:
         [(type(r), tuple(r)) for r in batch.counts],
         [(type(r), tuple(r)) for r in batch.auth_codes],
         batch.events,
+        [(type(r), tuple(r)) for r in batch.slices],
+        batch.dimensions,
     )
 
 
@@ -440,9 +444,18 @@ class Format:
     model: Parse
 
 
+def parse_csv_tokenized(text: str, **how: Any) -> FeedBatch:
+    """`parse_csv` with pandas' tokenizer taking every text, however short."""
+    with mock.patch.object(parsing, "TOKENIZED", 0):
+        return parse_csv(text, **how)
+
+
 CSV = Format(csv_batches, parse_csv, model_csv)
+CSV_TOKENIZED = Format(csv_batches, parse_csv_tokenized, model_csv)
 JSON = Format(json_batches, parse_json, model_json)
-both_formats = pytest.mark.parametrize("fmt", [CSV, JSON], ids=["csv", "json"])
+both_formats = pytest.mark.parametrize(
+    "fmt", [CSV, CSV_TOKENIZED, JSON], ids=["csv", "csv-tokenized", "json"]
+)
 
 
 @both_formats
@@ -501,7 +514,9 @@ def test_any_csv_lines_are_read_as_the_rules_read_them(
 ) -> None:
     """Headers with and without each field, ragged, blank, quoted and broken lines."""
     text = end.join([",".join(header), *(",".join(row) for row in rows)]) + end
-    assert outcome(parse_csv, text, DAY, SP) == outcome(model_csv, text, DAY, SP)
+    expected = outcome(model_csv, text, DAY, SP)
+    assert outcome(parse_csv, text, DAY, SP) == expected
+    assert outcome(parse_csv_tokenized, text, DAY, SP) == expected
 
 
 # -- the rules, one example each -----------------------------------------------------------------

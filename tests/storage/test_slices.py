@@ -8,10 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
+from storage import parsing
 from storage.errors import FeedError
 from storage.migrations import HEAD
 from storage.parsing import FeedBatch, parse_csv, parse_json
 from storage.records import AnomalyRecord, SliceDimension
+from storage.slices import combo_hash, combo_hashes
 from storage.store import Store, open_store
 from tests.storage.downgrade import stamp_older
 
@@ -226,3 +228,59 @@ def test_one_slice_summed_in_buckets_by_the_database(store: Store) -> None:
     )
     assert got.tolist() == [0, sum(range(1, 6)), sum(range(6, 11)), 11 + 12]
     assert got.index[0] == pd.Timestamp(start)
+
+
+def test_a_combo_keeps_its_stored_name() -> None:
+    """Stored combos are named by this hash: it must never change, however it is computed."""
+    combos = ["acquirer\x1fbrand\x1ecielo\x1fvisa", "brand\x1enão"]
+    assert [combo_hash(c) for c in combos] == [-4959573538441958025, 4331356895391442072]
+    assert combo_hashes(combos).tolist() == [combo_hash(c) for c in combos]
+    assert combo_hashes([]).tolist() == []
+
+
+def test_a_long_batch_stores_what_its_rows_say_row_by_row(store: Store) -> None:
+    """Thousands of rows (CSV read by pandas' tokenizer): combos sent twice, values past the
+    top, blank and numeric values, a changed count; totals and marginals as a naive sum."""
+    lines, last = [], {}
+    for i in range(4000):
+        minute = T0 + timedelta(minutes=i % 37)
+        status = ("approved", "denied", "failed")[i % 3]
+        acquirer, brand = f"a{i * 7 % 13}", ("visa", "master", "", "007", " elo ")[i % 5]
+        count = i % 11
+        lines.append(f"{minute:%Y-%m-%dT%H:%M:%SZ},{status},{acquirer},{brand},{count}\n")
+        last[(minute, status, acquirer, brand.strip() or "unknown")] = count
+    text = "timestamp,status,acquirer,brand,count\n" + "".join(lines)
+    assert len(text) > parsing.TOKENIZED
+    assert parsing._tokenized(text, "row ") is not None
+    batch = _csv(text)
+    assert len(batch) == len(last)
+    for _ in range(2):  # and again: nothing changes
+        store.ingest(batch, slice_top=8)
+        totals: dict[str, int] = {}
+        for (_, status, _, _), n in last.items():
+            totals[status] = totals.get(status, 0) + n
+        assert store.totals_by_status(SINCE, UNTIL) == totals
+        frame = store.slice_frame(SINCE, UNTIL)
+        columns = (frame[c].tolist() for c in ("status", "dimension", "value", "count"))
+        marginals: dict[tuple[str, str, str], int] = {}
+        for status, dimension, value, n in zip(*columns, strict=True):
+            key = (str(status), str(dimension), str(value))
+            marginals[key] = marginals.get(key, 0) + int(n)
+        marginals = {key: n for key, n in marginals.items() if n}
+        kept = {value for name, value in _values(store) if name == "acquirer"} - {"other"}
+        assert len(kept) == 8
+        naive: dict[tuple[str, str, str], int] = {}
+        for (_, status, acquirer, brand), n in last.items():
+            for key in (
+                (status, "acquirer", acquirer if acquirer in kept else "other"),
+                (status, "brand", brand),
+            ):
+                naive[key] = naive.get(key, 0) + n
+        assert marginals == {k: n for k, n in naive.items() if n}
+    first = lines[0].rsplit(",", 1)[0]
+    store.ingest(_csv(f"timestamp,status,acquirer,brand,count\n{first},1000\n"), slice_top=8)
+    assert sum(store.totals_by_status(SINCE, UNTIL).values()) == sum(last.values()) + 1000
+
+
+def _values(store: Store) -> set[tuple[str, str]]:
+    return {(d.name, v) for d in store.dimensions(SINCE, UNTIL) for v, _ in d.values}
