@@ -122,7 +122,7 @@ def score_series(
         variants.append(_statistics(x, grid, pos, period, starts, look, lo, ends[mine[-1]]))
     epoch = np.searchsorted(cuts, starts, side="right") - 1
     which = np.asarray([models.index(periods[k]) for k in epoch], dtype=np.int64)
-    score = _judge(variants, which, starts, WARM, learning)
+    score = _judge(variants, which, starts, WARM)
     score[:learning] = 0.0
     score[~known] = 0.0
     label = onsets(score >= OPEN, score >= KEEP, RESOLVE).astype(np.int8)
@@ -338,18 +338,14 @@ def _judge(
     which: np.ndarray,
     starts: np.ndarray,
     warm: int,
-    learning: int,
 ) -> np.ndarray:
     """Each row's score: the rarest of its statistics against their own past (see the module
     docstring), block by block, each block under its epoch's model (`which` of the `variants`):
     the past it is judged against is re-expressed in that model, so rows a worse model got wrong
     do not make the new model's anomalies look common. Rows that scored as anomalous are left
     out of the past the later blocks are judged against, so an anomaly does not teach the model
-    that it is normal — after the `learning` rows only: those teach the model whatever they
-    score (a noise-free cycle that the model first predicts exactly, in its third cycle, is how
-    the series is, not an anomaly to keep rare for good). Statistics below their `least` value
-    never score, and those of the first `warm` rows (whose scale was learned from too few rows)
-    are not part of any past."""
+    that it is normal. Statistics below their `least` value never score, and those of the first
+    `warm` rows (whose scale was learned from too few rows) are not part of any past."""
     n = len(variants[0][0][0])
     score = np.zeros(n)
     calm = np.ones(n, dtype=np.bool_)
@@ -372,7 +368,7 @@ def _judge(
             p = _tail(past, now[hot])
             rarity = np.clip(np.log10(1.0 / np.maximum(p, 1e-300)) / scale, 0.0, 1.0)
             block[hot] = np.maximum(block[hot], rarity)
-        calm[b:e] = (block < CERTAIN) | (np.arange(b, e) < learning)
+        calm[b:e] = block < CERTAIN
     return score
 
 

@@ -117,13 +117,3 @@ def test_a_daily_series_keeps_the_day_when_the_week_adds_nothing() -> None:
     stamps = np.datetime64("2025-03-03T00:00:00") + t.astype(np.int64) * np.timedelta64(300, "s")
     assert score_series(values, stamps).period == 288
     assert choose_period(values, (288.0, 2016.0)) == 288
-
-
-def test_a_noise_free_cycle_predicted_exactly_from_its_third_cycle_is_not_news() -> None:
-    """15-minute steps, 6,000 rows: the learning rows see the residuals fall to zero once three
-    cycles are behind; that is how the series is, and the first scored row is not an anomaly."""
-    t = np.arange(6000)
-    stamps = np.datetime64("2026-03-02T00:00:00") + t * np.timedelta64(900, "s")
-    scored = score_series(50 + 20 * np.sin(2 * np.pi * t / 96), stamps)
-    assert scored.period == 96
-    assert scored.label.sum() == 0
