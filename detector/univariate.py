@@ -20,7 +20,9 @@ The score of a row uses the rows before it only (and its own value). How it work
   the timestamps longer than usual).
 - **Calibrated score**: each statistic is turned into how rarely it has been this large in the
   past (its own history: the empirical tail, extended by a generalised Pareto fit beyond it), so
-  a score of 0.5 means about one row in 10,000 on any series, 1.0 one in 100 million.
+  a score of 0.5 means about one row in 10,000 on any series, 1.0 one in 100 million. Rows that
+  scored as certain anomalies are left out of that history, unless they stay so for over 256
+  rows in a row (`_settle`: a state that lasts is the new normal).
 - **Episodes and labels**: a score of 0.5 opens an episode, rows above 0.3 keep it open, and it
   resolves after 64 quiet rows (`detector.episodes`, the rule the feed's episodes follow); the
   label is 1 only on the row each episode opened at.
@@ -45,6 +47,7 @@ RARE = 1e-4  # how rare a statistic must be (per row) to score 0.5
 OPEN = 0.5
 KEEP = 0.3
 CERTAIN = 0.9  # rows this anomalous are left out of the past later rows are judged against
+LASTING = 256  # ... unless they have been so for this many rows in a row (the new normal)
 RESOLVE = 64  # quiet rows before an episode resolves
 WARM = 32  # rows whose statistics no later row is judged against (their scale is unsettled)
 SHORT, LEVEL, SPREAD, LONG, SLOW = 15, 8, 16, 32, 128  # rows
@@ -224,15 +227,17 @@ def _statistics(
     # (counts, multiplicative noise), a peak's deviation is weighed by the peak's own spread
     weight = _spread_weight(x - quick, slow, look)
     resid = (x - quick) / weight
-    sigma = _blockwise(resid, starts, SCALE_ROWS, _spread)
-    sigma = np.maximum(sigma, _blockwise(x, starts, SCALE_ROWS, _floor) / weight)
+    least = _blockwise(x, starts, SCALE_ROWS, _floor) / weight
+    sigma = np.maximum(_blockwise(resid, starts, SCALE_ROWS, _spread), least)
     slow_resid = (x - slow) / weight
     slow_sigma = np.maximum(_blockwise(slow_resid, starts, SCALE_ROWS, _spread), sigma)
     return (
         (np.abs(resid) / sigma, 4.0),
         (np.abs(_trailing_mean(resid, LEVEL)) / sigma, 2.0),
         (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
-        (np.abs(np.log((_trailing_sd(resid, SPREAD) + 1e-3 * sigma) / sigma)), math.log(2.5)),
+        # a spread under the least measurable one says nothing: a noise-free series whose
+        # residuals fell to zero has not collapsed, however often it does so
+        (np.abs(np.log(np.maximum(_trailing_sd(resid, SPREAD), least) / sigma)), math.log(2.5)),
         (_runs(x, starts), 5.0),
         (np.diff(pos, prepend=pos[0]).astype(float), 8.0),
     )
@@ -369,7 +374,21 @@ def _judge(
             rarity = np.clip(np.log10(1.0 / np.maximum(p, 1e-300)) / scale, 0.0, 1.0)
             block[hot] = np.maximum(block[hot], rarity)
         calm[b:e] = block < CERTAIN
+        _settle(calm, b, e, LASTING)
     return score
+
+
+def _settle(calm: np.ndarray, b: int, e: int, lasting: int) -> None:
+    """Take back into the past every run of anomalous rows that, up to row `e`, has lasted
+    over `lasting` rows: a state that persists is the series' new normal, not an episode (a
+    noise-free cycle whose residuals fell to zero, a series whose noise changed for good)."""
+    if calm[b:e].all():
+        return
+    first = max(0, b - lasting - 1)  # an earlier run that lasted longer is already taken back
+    edges = np.diff(np.concatenate(([0], (~calm[first:e]).astype(np.int8), [0])))
+    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+        if stop - start > lasting:
+            calm[first + start : first + stop] = True
 
 
 def _tail(past: np.ndarray, values: np.ndarray) -> np.ndarray:
