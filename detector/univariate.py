@@ -75,9 +75,10 @@ def learning_rows(n: int) -> int:
 
 
 def positions(stamps: np.ndarray | None, n: int, learning: int) -> tuple[np.ndarray, float | None]:
-    """Each row's step on a regular grid (the median spacing of the learning rows), and the
-    step in seconds; the row number (and None) when timestamps are missing, out of order, or so
-    irregular that the grid would be over four times the rows."""
+    """Each row's step on a regular grid (the spacing of the closest quarter of the learning
+    rows: a series that skips rows, or is sampled unevenly, still has the phase of its cycle),
+    and the step in seconds; the row number (and None) when timestamps are missing, out of
+    order, or so irregular that the grid would be over four times the rows."""
     rows = np.arange(n, dtype=np.int64)
     if stamps is None or n < 3:
         return rows, None
@@ -85,7 +86,7 @@ def positions(stamps: np.ndarray | None, n: int, learning: int) -> tuple[np.ndar
     gaps = np.diff(t)
     if (gaps <= 0).any():
         return rows, None
-    step = float(np.median(gaps[: max(learning, 2)]))
+    step = float(np.percentile(gaps[: max(learning, 2)], 25))
     pos = np.rint((t - t[0]) / step).astype(np.int64)
     if pos[-1] > 4 * n or (np.diff(pos) <= 0).any():
         return rows, None

@@ -129,3 +129,17 @@ def test_a_daily_series_keeps_the_day_when_the_week_adds_nothing() -> None:
     stamps = np.datetime64("2025-03-03T00:00:00") + t.astype(np.int64) * np.timedelta64(300, "s")
     assert score_series(values, stamps).period == 288
     assert choose_period(values, (288.0, 2016.0)) == 288
+
+
+def test_an_unevenly_sampled_series_keeps_its_daily_phase() -> None:
+    """Half the rows 5 minutes apart, the others 10, 15 or 60: the day is still found, in
+    5-minute steps, and an afternoon's drop is caught at once."""
+    rng = np.random.default_rng(0)
+    gaps = rng.choice([300, 300, 300, 600, 900, 3600], size=2500)
+    seconds = np.cumsum(gaps)
+    stamps = np.datetime64("2026-01-01T00:00:00") + seconds.astype("timedelta64[s]")
+    values = 60 + 15 * np.sin(2 * np.pi * seconds / 86_400) + rng.normal(0, 3, len(gaps))
+    values[2000:2100] -= 25
+    scored = score_series(values, stamps)
+    assert scored.period == 288
+    assert scored.label[2000:2005].sum() == 1
