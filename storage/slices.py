@@ -171,19 +171,18 @@ def store_slices(
             combos.statuses.ranked().take(moved),
         )
         moved = moved[np.lexsort((named[moved], statuses.codes, minutes.codes))]  # in key order
-        changed = zip(
+        changed = [
             combos.minutes.values()[moved].tolist(),
             combos.statuses.values()[moved].tolist(),
             named[moved].tolist(),
             combos.counts[moved].tolist(),
-            strict=True,
-        )
-        dialect.set_buckets(conn, schema.combo_counts, list(changed))
+        ]
+        dialect.set_columns(conn, schema.combo_counts, changed)
         _add(volumes, dimensions, combos)  # the values' volumes in the batch, before differences
         changes = combos.take(moved, deltas[moved])
         added.append(changes)
         totals = _sums([((changes.minutes, changes.statuses), changes.counts)])
-        dialect.add_buckets(conn, schema.counts, totals)
+        dialect.add_columns(conn, schema.counts, totals)
     if events:
         rows = [SliceRow(e.minute, e.status, "", e.values, 1) for e in events]
         added.append(Combos.of(rows))
@@ -194,7 +193,7 @@ def store_slices(
         for part in added
         for dimension, values in zip(dimensions, part.values, strict=True)
     ]
-    dialect.add_buckets(conn, schema.slice_counts, _sums(marginals))
+    dialect.add_columns(conn, schema.slice_counts, _sums(marginals))
 
 
 def _add(volumes: dict[tuple[str, str], int], dimensions: Sequence[str], combos: Combos) -> None:
@@ -208,14 +207,14 @@ def _add(volumes: dict[tuple[str, str], int], dimensions: Sequence[str], combos:
 Part = tuple[Sequence[Coded], Ints]  # rows' key columns (minute, status, ...) and counts
 
 
-def _sums(parts: Sequence[Part]) -> list[tuple[Any, ...]]:
-    """(key..., sum of count) of each key the parts' rows hold with a non-zero sum, in key
-    order, as plain Python values: summed by numpy (`storage.codes.summed`)."""
+def _sums(parts: Sequence[Part]) -> list[list[Any]]:
+    """The columns (key..., sum of count) of each key the parts' rows hold with a non-zero
+    sum, in key order, as plain Python values: summed by numpy (`storage.codes.summed`)."""
     if not parts:
         return []
     keys = [_joined(columns) for columns in zip(*(key for key, _ in parts), strict=True)]
     columns, totals = summed(keys, np.concatenate([counts for _, counts in parts]))
-    return list(zip(*(c.values().tolist() for c in columns), totals.tolist(), strict=True))
+    return [*(c.values().tolist() for c in columns), totals.tolist()]
 
 
 def _joined(columns: Sequence[Coded]) -> Coded:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import chain
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, Table
@@ -30,6 +29,8 @@ Rows = Sequence[Mapping[str, Any]]
 Opener = Callable[[], AbstractContextManager[Connection]]  # one of the store's transactions
 Statement = tuple[str, Any]  # plain SQL and its parameters (a tuple, or a list for executemany)
 _Columns = tuple[Table, tuple[str, ...]]
+# A bucket table's rows as its columns in order (keys, then the count), one sequence each.
+Columns = Sequence[Sequence[Any]]
 
 # Rows of one multi-row statement: 250 rows of 3 values are 750 parameters, under every limit.
 VALUES_ROWS = 250
@@ -217,34 +218,44 @@ class Dialect(ABC):
 
     def set_buckets(self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
         """(key..., count) rows set their bucket of a (key..., count) table: the count, or a
-        bucket's columns, last. One multi-row `INSERT … VALUES (…), (…) ON CONFLICT … DO
-        UPDATE` of VALUES_ROWS rows is parsed and run once, where an executemany binds and
-        steps it once a row. The rows name each bucket once, as one statement must."""
-        self._upsert(conn, table, rows, 'excluded."{count}"')
+        bucket's columns, last. The rows name each bucket once, as one statement must."""
+        self.set_columns(conn, table, list(zip(*rows, strict=True)))
 
-    def add_buckets(self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-        """(key..., count) rows add their count to their bucket (a new bucket starts at 0);
-        as `set_buckets`, one bucket once."""
-        self._upsert(conn, table, rows, '{table}."{count}" + excluded."{count}"')
+    def set_columns(self, conn: Connection, table: Table, columns: Columns) -> None:
+        """`set_buckets` of the rows these columns hold (the table's columns in order, one
+        sequence each, no row made a tuple). One multi-row `INSERT … VALUES (…), (…) ON
+        CONFLICT … DO UPDATE` of VALUES_ROWS rows is parsed and run once, where an executemany
+        binds and steps it once a row."""
+        self._upsert(conn, table, columns, 'excluded."{count}"')
 
-    def _upsert(
-        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
-    ) -> None:
+    def add_columns(self, conn: Connection, table: Table, columns: Columns) -> None:
+        """The rows these columns hold add their count to their bucket (a new bucket starts at
+        0); as `set_columns`, one bucket once."""
+        self._upsert(conn, table, columns, '{table}."{count}" + excluded."{count}"')
+
+    def _upsert(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
         *keys, count = (c.name for c in table.columns)
-        marks = f"({', '.join([self.mark] * (len(keys) + 1))})"
+        width = len(keys) + 1
+        # The parameters of all the rows in one list, filled a column at a time (in C).
+        flat: list[Any] = [None] * (width * len(columns[0]) if columns else 0)
+        for at, column in enumerate(columns):
+            flat[at::width] = column
+        marks = f"({', '.join([self.mark] * width)})"
         names = ", ".join(keys)
         assign = new.format(table=table.name, count=count)
         statements: dict[int, str] = {}
-        for at in range(0, len(rows), VALUES_ROWS):
-            part = rows[at : at + VALUES_ROWS]
-            sql = statements.get(len(part))
+        step = VALUES_ROWS * width
+        for at in range(0, len(flat), step):
+            part = tuple(flat[at : at + step])
+            n = len(part) // width
+            sql = statements.get(n)
             if sql is None:
-                sql = statements[len(part)] = (
+                sql = statements[n] = (
                     f'INSERT INTO {table.name} ({names}, "{count}") '  # noqa: S608
-                    f"VALUES {', '.join([marks] * len(part))} ON CONFLICT ({names}) "
+                    f"VALUES {', '.join([marks] * n)} ON CONFLICT ({names}) "
                     f'DO UPDATE SET "{count}" = {assign}'
                 )
-            conn.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
+            conn.exec_driver_sql(sql, part)
 
     def lock_slices(self, conn: Connection) -> None:
         """Hold, until the transaction ends, the right to change slices: a combo's count is

@@ -26,6 +26,7 @@ from storage import schema
 from storage.dialects.port import (
     LEASED,
     NOTIFICATION,
+    Columns,
     Dialect,
     Opener,
     Query,
@@ -151,22 +152,20 @@ class PostgreSQL(Dialect):
 
     # -- the feed -------------------------------------------------------------------------------
 
-    def _upsert(
-        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
-    ) -> None:
+    def _upsert(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
         """All the buckets in one statement, their rows one JSON parameter: psycopg binds a
         multi-row VALUES value by value in Python, six values a slice's row."""
-        if not rows:
+        if not columns or not len(columns[0]):
             return
         *keys, count = (str(c.name) for c in table.columns)  # orjson takes no str subclass
-        columns = [*keys, count]
-        names = ", ".join(f'"{c}"' for c in columns)
+        fields = [*keys, count]
+        names = ", ".join(f'"{c}"' for c in fields)
         sql = (
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_recordset(table)} "  # noqa: S608
             f"ON CONFLICT ({', '.join(keys)}) "
             f'DO UPDATE SET "{count}" = {new.format(table=table.name, count=count)}'
         )
-        objects = [dict(zip(columns, row, strict=True)) for row in rows]
+        objects = [dict(zip(fields, row, strict=True)) for row in zip(*columns, strict=True)]
         conn.exec_driver_sql(sql, (orjson.dumps(objects).decode(),))
 
     def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
