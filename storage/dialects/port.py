@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any, ClassVar
 
 from sqlalchemy import Connection, Engine, Table
@@ -32,6 +33,7 @@ _Columns = tuple[Table, tuple[str, ...]]
 # A bucket table's rows as its columns in order (keys, then the count), one sequence each.
 Columns = Sequence[Sequence[Any]]
 
+_SET, _ADD = 'excluded."{count}"', '{table}."{count}" + excluded."{count}"'  # a bucket's new count
 # Rows of one multi-row statement: 250 rows of 3 values are 750 parameters, under every limit.
 VALUES_ROWS = 250
 IN_LIST = 2000  # values of one IN (...) list, under SQLite's limit on parameters
@@ -219,27 +221,37 @@ class Dialect(ABC):
     def set_buckets(self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
         """(key..., count) rows set their bucket of a (key..., count) table: the count, or a
         bucket's columns, last. The rows name each bucket once, as one statement must."""
-        self.set_columns(conn, table, list(zip(*rows, strict=True)))
+        self._upsert_rows(conn, table, rows, _SET)
 
     def set_columns(self, conn: Connection, table: Table, columns: Columns) -> None:
         """`set_buckets` of the rows these columns hold (the table's columns in order, one
-        sequence each, no row made a tuple). One multi-row `INSERT … VALUES (…), (…) ON
-        CONFLICT … DO UPDATE` of VALUES_ROWS rows is parsed and run once, where an executemany
-        binds and steps it once a row."""
-        self._upsert(conn, table, columns, 'excluded."{count}"')
+        sequence each, no row made a tuple)."""
+        self._upsert(conn, table, columns, _SET)
 
     def add_columns(self, conn: Connection, table: Table, columns: Columns) -> None:
         """The rows these columns hold add their count to their bucket (a new bucket starts at
         0); as `set_columns`, one bucket once."""
-        self._upsert(conn, table, columns, '{table}."{count}" + excluded."{count}"')
+        self._upsert(conn, table, columns, _ADD)
+
+    def _upsert_rows(
+        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
+    ) -> None:
+        self._upsert_flat(conn, table, list(chain.from_iterable(rows)), new)
 
     def _upsert(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
-        *keys, count = (c.name for c in table.columns)
-        width = len(keys) + 1
+        width = len(table.columns)
         # The parameters of all the rows in one list, filled a column at a time (in C).
         flat: list[Any] = [None] * (width * len(columns[0]) if columns else 0)
         for at, column in enumerate(columns):
             flat[at::width] = column
+        self._upsert_flat(conn, table, flat, new)
+
+    def _upsert_flat(self, conn: Connection, table: Table, flat: list[Any], new: str) -> None:
+        """The rows whose values `flat` holds one after the other: one multi-row `INSERT …
+        VALUES (…), (…) ON CONFLICT … DO UPDATE` of VALUES_ROWS rows is parsed and run once,
+        where an executemany binds and steps it once a row."""
+        *keys, count = (c.name for c in table.columns)
+        width = len(keys) + 1
         marks = f"({', '.join([self.mark] * width)})"
         names = ", ".join(keys)
         assign = new.format(table=table.name, count=count)

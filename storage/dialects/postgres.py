@@ -153,9 +153,14 @@ class PostgreSQL(Dialect):
     # -- the feed -------------------------------------------------------------------------------
 
     def _upsert(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
+        self._upsert_rows(conn, table, list(zip(*columns, strict=True)), new)
+
+    def _upsert_rows(
+        self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
+    ) -> None:
         """All the buckets in one statement, their rows one JSON parameter: psycopg binds a
         multi-row VALUES value by value in Python, six values a slice's row."""
-        if not columns or not len(columns[0]):
+        if not rows:
             return
         *keys, count = (str(c.name) for c in table.columns)  # orjson takes no str subclass
         fields = [*keys, count]
@@ -165,7 +170,7 @@ class PostgreSQL(Dialect):
             f"ON CONFLICT ({', '.join(keys)}) "
             f'DO UPDATE SET "{count}" = {new.format(table=table.name, count=count)}'
         )
-        objects = [dict(zip(fields, row, strict=True)) for row in zip(*columns, strict=True)]
+        objects = [dict(zip(fields, row, strict=True)) for row in rows]
         conn.exec_driver_sql(sql, (orjson.dumps(objects).decode(),))
 
     def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
