@@ -155,7 +155,9 @@ async def test_a_restarted_instance_lets_go_of_its_own_leases_not_anothers(
         try:
             await _until(lambda: any("Killed mid-send" in m.first_text for m in tg.posts(-100)))
             await asyncio.sleep(1.0)
-            assert tg.posts(-200) == []
+            # `serve` runs on the wall clock: started after 08:00 it also sends a late handoff
+            scheduled = ("🌙", "🌅")
+            assert [m for m in tg.posts(-200) if not m.first_text.startswith(scheduled)] == []
         finally:
             await app.stop()
             app.core.close()
