@@ -29,7 +29,7 @@ FIRST_MINUTE = 1_735_689_600  # 2025-01-01 00:00 UTC
 # (batch size, counted batches): about 100k-150k rows per shape
 SHAPES = ((1_000, 100), (10_000, 15))
 EVENT_BATCH, EVENT_BATCHES = 10_000, 12
-# Dimensioned count rows: batches of 100 minutes (about 9,900 rows), 15 counted.
+# Dimensioned count rows: batches of 100 minutes (about 9,900 rows), 30 counted.
 COMBO_MINUTES, COMBO_BATCHES = 100, 30
 
 CountRows = list[tuple[int, str, int]]

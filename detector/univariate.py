@@ -228,8 +228,8 @@ def _statistics(
     # (counts, multiplicative noise), a peak's deviation is weighed by the peak's own spread
     weight = _spread_weight(x - quick, slow, look)
     resid = (x - quick) / weight
-    least = _blockwise(x, starts, SCALE_ROWS, _floor) / weight
-    sigma = np.maximum(_blockwise(resid, starts, SCALE_ROWS, _spread), least)
+    smallest = _blockwise(x, starts, SCALE_ROWS, _floor) / weight  # the least measurable scale
+    sigma = np.maximum(_blockwise(resid, starts, SCALE_ROWS, _spread), smallest)
     slow_resid = (x - slow) / weight
     slow_sigma = np.maximum(_blockwise(slow_resid, starts, SCALE_ROWS, _spread), sigma)
     return (
@@ -238,7 +238,7 @@ def _statistics(
         (np.abs(_trailing_mean(slow_resid, LONG)) / slow_sigma, 2.0),
         # a spread under the least measurable one says nothing: a noise-free series whose
         # residuals fell to zero has not collapsed, however often it does so
-        (np.abs(np.log(np.maximum(_trailing_sd(resid, SPREAD), least) / sigma)), math.log(2.5)),
+        (np.abs(np.log(np.maximum(_trailing_sd(resid, SPREAD), smallest) / sigma)), math.log(2.5)),
         (_runs(x, starts), 5.0),
         (np.diff(pos, prepend=pos[0]).astype(float), 8.0),
     )

@@ -226,19 +226,19 @@ class Dialect(ABC):
     def set_columns(self, conn: Connection, table: Table, columns: Columns) -> None:
         """`set_buckets` of the rows these columns hold (the table's columns in order, one
         sequence each, no row made a tuple)."""
-        self._upsert(conn, table, columns, _SET)
+        self._upsert_columns(conn, table, columns, _SET)
 
     def add_columns(self, conn: Connection, table: Table, columns: Columns) -> None:
         """The rows these columns hold add their count to their bucket (a new bucket starts at
         0); as `set_columns`, one bucket once."""
-        self._upsert(conn, table, columns, _ADD)
+        self._upsert_columns(conn, table, columns, _ADD)
 
     def _upsert_rows(
         self, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], new: str
     ) -> None:
         self._upsert_flat(conn, table, list(chain.from_iterable(rows)), new)
 
-    def _upsert(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
+    def _upsert_columns(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
         width = len(table.columns)
         # The parameters of all the rows in one list, filled a column at a time (in C).
         flat: list[Any] = [None] * (width * len(columns[0]) if columns else 0)

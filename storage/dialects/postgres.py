@@ -152,7 +152,7 @@ class PostgreSQL(Dialect):
 
     # -- the feed -------------------------------------------------------------------------------
 
-    def _upsert(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
+    def _upsert_columns(self, conn: Connection, table: Table, columns: Columns, new: str) -> None:
         self._upsert_rows(conn, table, list(zip(*columns, strict=True)), new)
 
     def _upsert_rows(
