@@ -35,8 +35,9 @@ first check it fails, in this order (each check's messages are its own):
 
 How: the text is cut into columns, one list of values per field (CSV at its commas, a long
 text by pandas' C tokenizer, which gives each column's distinct texts and codes, or by
-`csv.reader` where quotes or a lone carriage return need it; JSON by `orjson` where it reads
-the text as `json` would, else by `json`); each distinct value of a column is checked once, and
+`csv.reader` where quotes or a lone carriage return need it; JSON by msgspec, straight into
+one struct a row when the rows are alike, else into objects where it reads the text as `json`
+would, else by `json`); each distinct value of a column is checked once, and
 count rows are made columns of codes (`storage.codes`) that are deduplicated and summed by
 numpy; rows are walked one by one only where a check refused a value, to word their reasons.
 """
@@ -52,15 +53,15 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
-from functools import partial
+from functools import lru_cache, partial
 from itertools import repeat
 from operator import attrgetter, itemgetter, methodcaller, mod, sub
 from pathlib import Path
 from typing import Any, NamedTuple, TypedDict, TypeVar, Unpack, cast, overload
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pandas as pd
 
 from storage.codes import Coded, Ints, first_rows, grouped, last_rows, packed, sums
@@ -903,28 +904,21 @@ def _csv_columns(
 # -- JSON --------------------------------------------------------------------------------------
 
 
-def _long_number(text: str) -> bool:
-    """Whether 19 digits come in a row: each byte compared at once by numpy (a regex, or a
-    byte table, reads a byte at a time), then runs of 2, 4, 8, 16 and 19 digits each the AND
-    of two shorter ones."""
-    raw = np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
-    run = (raw - np.uint8(48)) < 10  # b"0" to b"9"; a byte below b"0" wraps past 9
-    for step in (1, 2, 4, 8, 3):
-        run = run[:-step] & run[step:]
-    return bool(run.any())
+_NUMBERS = frozenset({"count", "f0_"})  # fields whose values a typed row takes as whole numbers
 
 
 def _loads(text: str) -> object:
-    """`json.loads`, by orjson where orjson takes the text. What orjson refuses (NaN, lone
-    surrogates, deep nesting, bad JSON) goes to `json`, and so does a text with a number of 19
-    digits or more (orjson reads an integer past 64 bits as a float), so what is accepted, the
-    values, and each error's message stay json's."""
-    if not _long_number(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    """`json.loads`, by msgspec where msgspec takes the text (its values are json's, whole
+    numbers of any length included). What msgspec refuses (NaN, a lone surrogate, a number
+    past a float's range, bad JSON) goes to `json`, so what is accepted, the values, and each
+    error's message stay json's."""
+    try:
+        return _ANY.decode(text)
+    except (msgspec.MsgspecError, UnicodeEncodeError):
+        return json.loads(text)
+
+
+_ANY = msgspec.json.Decoder()
 
 
 def _json_items(text: str, where: str) -> list[object]:
@@ -938,6 +932,64 @@ def _json_items(text: str, where: str) -> list[object]:
         limit = sys.get_int_max_str_digits()
         raise FeedError(f"not valid JSON: a number has more than {limit} digits", []) from None
     return document if isinstance(document, list) else [document]
+
+
+@lru_cache(maxsize=32)
+def _rows_of(names: tuple[str, ...]) -> msgspec.json.Decoder[list[Any]]:
+    """A decoder of an array of objects that hold these fields and no other, each a text (the
+    count a whole number), read as one struct a row: made in C, no dict a row."""
+    fields = [(f"f{i}", int if name in _NUMBERS else str) for i, name in enumerate(names)]
+    row = msgspec.defstruct(
+        "Row",
+        fields,
+        rename={f"f{i}": name for i, name in enumerate(names)},
+        forbid_unknown_fields=True,
+        gc=False,  # texts and numbers only: no cycle to collect
+    )
+    return msgspec.json.Decoder(list[row])  # type: ignore[valid-type]
+
+
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])  # an array's items, each left as its text
+_SHAPE = [("timestamp", "status", "count")]  # the fields of the last rows read typed
+
+
+def _typed(names: tuple[str, ...], text: str) -> list[Any] | None:
+    """The text's rows as structs of these fields, or None where they are not all such."""
+    try:
+        decoder = _rows_of(names)
+    except ValueError:  # a field msgspec cannot name: a quote, a backslash, a control character
+        return None
+    try:
+        rows: list[Any] = decoder.decode(text)
+    except (msgspec.MsgspecError, UnicodeEncodeError, RecursionError):
+        return None
+    return rows
+
+
+def _typed_table(text: str) -> _Table | None:
+    """The rows of a JSON array of objects alike (the same fields in each, every value a text
+    and the count a whole number: what a feed sends) as columns, read straight from the text;
+    None for any other text, which `_json_table` reads. The fields are tried as the last rows
+    read had them, then as the first item has them."""
+    names = _SHAPE[0]
+    rows = _typed(names, text)
+    if rows is None:
+        try:
+            items = _ITEMS.decode(text)
+            first = _ANY.decode(items[0]) if items else None
+        except (msgspec.MsgspecError, UnicodeEncodeError, RecursionError):
+            return None
+        if not isinstance(first, dict) or not first:
+            return None
+        names = tuple(first)
+        rows = _typed(names, text)
+        if rows is None:
+            return None
+        _SHAPE[0] = names
+    if not rows:
+        return None
+    columns = zip(*map(msgspec.structs.astuple, rows), strict=True)
+    return _Table(range(1, len(rows) + 1), dict(zip(names, columns, strict=True)))
 
 
 def _json_table(items: list[object]) -> _Table:
@@ -1174,7 +1226,9 @@ def parse_csv(text: str, *, default_date: date, tz: tzinfo, **how: Unpack[Readin
 
 def parse_json(text: str, *, default_date: date, tz: tzinfo, **how: Unpack[Reading]) -> FeedBatch:
     """A JSON object or array of objects; row numbers count array items from 1."""
-    table = _json_table(_json_items(text, how.get("where", "row ")))
+    table = _typed_table(text)
+    if table is None:
+        table = _json_table(_json_items(text, how.get("where", "row ")))
     return _batch(table, _TimeParser(default_date, tz), how)
 
 

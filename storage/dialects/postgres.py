@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
+import msgspec
 from sqlalchemy import JSON, Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -140,7 +140,7 @@ class PostgreSQL(Dialect):
             for c, b in zip(columns, self.binders(conn, table, columns), strict=True)
         ]
         values = self.values(rows, columns, binders)
-        return orjson.dumps([dict(zip(columns, v, strict=True)) for v in values]).decode()
+        return _json([dict(zip(columns, v, strict=True)) for v in values])
 
     def reserve_query(self, table: Table, n: int) -> Query:
         """`n` new ids from the sequence of the table's integer `id`, for rows about to be
@@ -162,7 +162,7 @@ class PostgreSQL(Dialect):
         multi-row VALUES value by value in Python, six values a slice's row."""
         if not rows:
             return
-        *keys, count = (str(c.name) for c in table.columns)  # orjson takes no str subclass
+        *keys, count = (str(c.name) for c in table.columns)  # plain str, not SQLAlchemy's name
         fields = [*keys, count]
         names = ", ".join(f'"{c}"' for c in fields)
         sql = (
@@ -171,7 +171,7 @@ class PostgreSQL(Dialect):
             f'DO UPDATE SET "{count}" = {new.format(table=table.name, count=count)}'
         )
         objects = [dict(zip(fields, row, strict=True)) for row in rows]
-        conn.exec_driver_sql(sql, (orjson.dumps(objects).decode(),))
+        conn.exec_driver_sql(sql, (_json(objects),))
 
     def add_events(self, conn: Connection, events: Sequence[EventRow]) -> list[str]:
         """The events COPYed into a temporary table (emptied at commit), then merged in one
@@ -222,6 +222,13 @@ class PostgreSQL(Dialect):
             )
             (rows,) = self.fetch(conn, Query(sql, (until, holder, at, at, *where, limit)))
         return deliveries(rows, json.loads)
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(objects: Sequence[Mapping[str, Any]]) -> str:
+    return _ENCODER.encode(objects).decode()
 
 
 def _psycopg(conn: Connection) -> Any:

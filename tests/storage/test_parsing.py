@@ -668,7 +668,7 @@ def test_a_feed_error_is_a_storage_error_and_a_value_error() -> None:
 _JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**80), max_value=2**80)  # past 64 bits: orjson's refusal
+    | st.integers(min_value=-(2**80), max_value=2**80)  # past 64 bits
     | st.floats(allow_nan=True, allow_infinity=True)  # NaN and Infinity: json's extension
     | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -687,12 +687,71 @@ def _outcome(load: Callable[[str], object], text: str) -> tuple[str, object]:
 @given(
     text=_JSON_VALUES.map(json.dumps)
     | st.text(alphabet='[]{}",:0123456789.eE+-tfnrualsNIy \\u\n', max_size=30)
-    | st.just('["\\ud800"]')  # a lone surrogate: orjson refuses, json takes
+    | st.just('["\\ud800"]')  # a lone surrogate: msgspec refuses, json takes
 )
 def test_the_fast_json_loader_accepts_reads_and_refuses_exactly_as_json(text: str) -> None:
     fast, slow = _outcome(_loads, text), _outcome(json.loads, text)
     # NaN != NaN: compare the texts json writes back.
     assert json.dumps(fast) == json.dumps(slow)
+
+
+def _typed_columns(table: Any) -> dict[str, list[tuple[type, object]]]:
+    return {name: [(type(v), v) for v in column] for name, column in table.fields.items()}
+
+
+_ROW_VALUES = st.one_of(
+    st.sampled_from(["2025-07-14T03:00:00Z", "00h 00", "approved", "cielo", "", " 5 ", "\x1f"]),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    names=st.lists(
+        _FIELDS | st.sampled_from(["acquirer", "brand", 'a"b', "c\\d", "e\x01", ""]),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    ),
+    data=st.data(),
+)
+def test_rows_read_typed_are_the_rows_read_as_objects(names: list[str], data: Any) -> None:
+    """The fast path (one struct a row, when every row has the same fields, texts and a whole
+    count) gives the columns the general path gives, each value of the same type; any other
+    text, it leaves to the general path."""
+    rows = data.draw(
+        st.lists(
+            st.fixed_dictionaries({n: _ROW_VALUES for n in names})
+            | st.dictionaries(st.sampled_from(names), _ROW_VALUES),
+            max_size=6,
+        )
+    )
+    text = json.dumps(rows)
+    typed = parsing._typed_table(text)
+    if typed is not None:
+        plain = parsing._json_table(parsing._json_items(text, "row "))
+        assert list(typed.numbers) == list(plain.numbers)
+        assert (typed.gappy, typed.refused) == (plain.gappy, tuple(plain.refused))
+        assert _typed_columns(typed) == _typed_columns(plain)
+
+
+def test_a_feed_of_texts_and_whole_counts_is_read_typed_whatever_came_before() -> None:
+    rows = [
+        {"timestamp": "2025-07-14T03:00:00Z", "status": "approved", "acquirer": a, "count": n}
+        for a, n in (("cielo", 5), ("stone", 12345678901234567890123))
+    ]
+    earlier = ('[{"a\\"b": "x"}]', '[{"time": "00h 00", "status": "ok", "count": 1}]', "[]")
+    for before in earlier:  # the last rows read typed (their fields are tried first), or not
+        parsing._typed_table(before)
+        typed = parsing._typed_table(json.dumps(rows))
+        assert typed is not None
+        assert _typed_columns(typed)["count"] == [(int, 5), (int, 12345678901234567890123)]
+    assert parsing._typed_table(json.dumps([*rows, {**rows[0], "count": 1.0}])) is None
+    assert parsing._typed_table(json.dumps([*rows, {**rows[0], "brand": "visa"}])) is None
+    assert parsing._typed_table(json.dumps(rows[0])) is None  # one object, not an array
 
 
 def test_json_nested_too_deeply_is_a_feed_error_not_a_crash() -> None:
