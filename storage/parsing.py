@@ -98,6 +98,7 @@ _ZULU = methodcaller("replace", "Z", "+00:00")
 _TZINFO = attrgetter("tzinfo")
 _TO_UTC = methodcaller("astimezone", UTC)
 _NO_TIME = "timestamp is missing (or time)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- the rows a batch holds ------------------------------------------------------------------
@@ -479,6 +480,8 @@ def _text(raw: object, name: str, *, required: bool) -> str | None:
     text = str(raw).strip()
     if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
         raise ValueError(f"{name} is too long or has control characters")
+    if not text.isascii() and _SURROGATE.search(text):  # JSON's "\\ud800": no UTF-8 for it
+        raise ValueError(f"{name} holds half of a character (a lone surrogate)")
     return text
 
 
@@ -1028,8 +1031,10 @@ def _identity(raw: object) -> str:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return UNKNOWN
     text = raw.strip() if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
-    # A combo's key separates values with control characters: a value keeps none of its own.
-    return json.dumps(text) if any(ord(c) < 32 for c in text) else text
+    # A combo's key separates values with control characters: a value keeps none of its own,
+    # nor a lone surrogate, which has no UTF-8 to be hashed in (json.dumps escapes both).
+    odd = any(ord(c) < 32 for c in text) or (not text.isascii() and _SURROGATE.search(text))
+    return json.dumps(text) if odd else text
 
 
 @dataclass(frozen=True, slots=True)

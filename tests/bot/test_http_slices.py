@@ -108,3 +108,29 @@ def test_replay_sends_each_combo_with_its_columns() -> None:
     )
     assert again.count_tuples() == batch.count_tuples() == [(1752462000, "approved", 107)]
     assert again.slices_frame().equals(batch.slices_frame())
+
+
+async def test_half_a_character_is_422_naming_the_row_not_a_500(
+    client: httpx.AsyncClient, secured: Core
+) -> None:
+    """JSON can spell a lone surrogate ("\\ud800"), which no UTF-8 encodes: a kept value, a
+    status or an event id holding one is refused; in a dropped column it is told apart."""
+    row = '{"timestamp": "2025-07-14T03:00:00Z", "status": %s, "acquirer": %s, "count": 1}'
+    for status, acquirer, reason in (
+        ('"approved"', '"cielo\\ud800"', "acquirer holds half of a character"),
+        ('"appr\\udfffoved"', '"cielo"', "is not a status name"),
+    ):
+        body = f"[{row % (status, acquirer)}]"
+        answer = await client.post(
+            "/transactions", content=body, headers={**AUTH, "content-type": "application/json"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["errors"][0]["row"] == 1
+        assert reason in answer.json()["errors"][0]["reason"]
+    event = '[{"id": "tx\\ud800", "timestamp": "2025-07-14T03:00:00Z", "status": "approved"}]'
+    answer = await client.post(
+        "/transactions", content=event, headers={**AUTH, "content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    assert "id holds half of a character" in answer.json()["detail"]
+    assert secured.store.totals_by_status(*EVERYTHING) == {}

@@ -95,6 +95,21 @@ def test_dimensions_restrict_what_is_kept_and_the_rest_is_summed_away(store: Sto
     assert none_kept.slices_frame().empty
 
 
+def test_a_dropped_column_holding_half_a_character_still_tells_combos_apart(
+    store: Store,
+) -> None:
+    """JSON can spell a lone surrogate, which has no UTF-8; in a column summed away it names
+    its combo all the same, and a re-send changes nothing."""
+    row = '{"timestamp": "2025-07-14T03:00:00Z", "status": "approved", "brand": "visa", '
+    text = f'[{row}"note": "\\ud800", "count": 100}}, {row}"note": "x", "count": 7}}]'
+    batch = parse_json(text, default_date=DAY, tz=UTC, dimensions=("brand",))
+    assert len(batch.slices) == 2
+    store.ingest(batch)
+    store.ingest(parse_json(text, default_date=DAY, tz=UTC, dimensions=("brand",)))
+    assert store.totals_by_status(SINCE, UNTIL) == {"approved": 107}
+    assert _marginals(store) == {("approved", "brand", "visa"): 107}
+
+
 def test_values_past_the_top_count_as_other(store: Store) -> None:
     rows = "".join(
         f"2025-07-14T03:00:00Z,approved,a{i},{10 + i}\n" for i in range(5)
