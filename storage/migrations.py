@@ -33,17 +33,17 @@ from sqlalchemy import (
 from storage import schema
 from storage.errors import SchemaTooNew
 
-Migration = Callable[[Operations], None]
+Migration = Callable[[Operations, datetime], None]  # and the time of the upgrade
 
 
-def _v2_outbox(op: Operations) -> None:
+def _v2_outbox(op: Operations, _now: datetime) -> None:
     """Version 2: the notification outbox and its per-destination deliveries."""
     bind = op.get_bind()
     schema.notifications.create(bind)
     schema.deliveries.create(bind)
 
 
-def _v3_incidents(op: Operations) -> None:
+def _v3_incidents(op: Operations, _now: datetime) -> None:
     """Version 3: incidents as the unit the operator sees.
 
     The manual incidents table gains a source, severity, state, ack, silence and escalation;
@@ -98,7 +98,7 @@ def _v3_incidents(op: Operations) -> None:
     )
 
 
-def _v4_slices(op: Operations) -> None:
+def _v4_slices(op: Operations, _now: datetime) -> None:
     """Version 4: slices. Dimension values, combos' counts, the marginals per slice value; a
     finding names its slice."""
     bind = op.get_bind()
@@ -107,7 +107,7 @@ def _v4_slices(op: Operations) -> None:
     op.add_column(schema.anomalies.name, Column("slice", Text, nullable=True))
 
 
-def _v5_lease_holders(op: Operations) -> None:
+def _v5_lease_holders(op: Operations, _now: datetime) -> None:
     """Version 5: a card's or delivery's lease names its holder, so a restarted `serve` lets go
     of its previous run's leases at once instead of waiting them out. A table an earlier
     migration created (from today's definition) has the column already."""
@@ -119,9 +119,30 @@ def _v5_lease_holders(op: Operations) -> None:
             )
 
 
+def _v6_combo_ids(op: Operations, now: datetime) -> None:
+    """Version 6: a combo is named by an id made a column at a time (`storage.codes.
+    fingerprints`), no longer by a hash of its key text made a row at a time. The names of the
+    minutes stored so far cannot be made over (only the hash is stored): the first minute the
+    new ones name is kept in `state`, and a row of an earlier minute is named the old way, so a
+    re-sent row of history still changes nothing."""
+    bind = op.get_bind()
+    last = bind.execute(select(func.max(schema.combo_counts.c.minute))).scalar()
+    if last is not None:
+        since = str(int(last) + 60)
+        bind.execute(
+            insert(schema.state).values(key=schema.COMBO_IDS_FROM, value=since, updated_at=now)
+        )
+
+
 # Version N is reached by running MIGRATIONS[N - 2]; version 1 is the first released schema.
 # Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_v2_outbox, _v3_incidents, _v4_slices, _v5_lease_holders)
+MIGRATIONS: tuple[Migration, ...] = (
+    _v2_outbox,
+    _v3_incidents,
+    _v4_slices,
+    _v5_lease_holders,
+    _v6_combo_ids,
+)
 
 HEAD = 1 + len(MIGRATIONS)
 _LOCK_ID = 0x6E696768  # "nigh": the advisory lock key taken while migrating on PostgreSQL
@@ -151,6 +172,6 @@ def migrate(engine: Engine, now: datetime) -> int:
             )
         operations = Operations(MigrationContext.configure(conn))
         for number in range(version + 1, HEAD + 1):
-            MIGRATIONS[number - 2](operations)
+            MIGRATIONS[number - 2](operations, now)
             conn.execute(insert(schema.schema_version).values(version=number, applied_at=now))
         return version

@@ -64,7 +64,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from storage.codes import Coded, Ints, first_rows, grouped, last_rows, packed, sums
+from storage.codes import (
+    Coded,
+    Ints,
+    fingerprints,
+    first_rows,
+    grouped,
+    last_rows,
+    packed,
+    sums,
+)
 from storage.dimensions import DIMENSION_NAME, MAX_DIMENSIONS
 from storage.errors import FeedError
 
@@ -74,6 +83,7 @@ __all__ = [
     "MAX_TEXT",
     "UNKNOWN",
     "AuthCodeRow",
+    "ComboKeys",
     "Combos",
     "CountRow",
     "EventRow",
@@ -82,6 +92,7 @@ __all__ = [
     "Reading",
     "SliceRow",
     "combo_columns",
+    "combo_ids",
     "load_file",
     "parse_csv",
     "parse_json",
@@ -207,12 +218,51 @@ class _Rows(_Columns[_Row]):
         return cast("Iterator[_Row]", map(tuple.__new__, repeat(self._row), rows))
 
 
+@dataclass(frozen=True, slots=True)
+class ComboKeys:
+    """Rows' combo keys (`combo_columns`), made only where read: the store names a combo by
+    its id (`storage.codes.fingerprints` of the same names and values). `names` is the key's
+    part before its values (the extra columns' names joined); `columns` every extra column's
+    values by row. With `whole`, the one column holds the keys themselves."""
+
+    names: str
+    columns: tuple[Coded, ...]
+    whole: bool = False
+
+    def take(self, rows: Ints) -> ComboKeys:
+        return ComboKeys(self.names, tuple(c.take(rows) for c in self.columns), self.whole)
+
+    def texts(self) -> list[str]:
+        """Each row's key."""
+        if self.whole:
+            return cast("list[str]", self.columns[0].values().tolist())
+        values = zip(*(c.values().tolist() for c in self.columns), strict=True)
+        return list(map((self.names + COMBO_START).__add__, map(COMBO_VALUES.join, values)))
+
+
+def combo_ids(names: str, columns: Sequence[Coded]) -> Ints:
+    """Each row's combo id: what the store names a combo by, from the key's names part and the
+    extra columns' values."""
+    return fingerprints(names, columns)
+
+
+def _key_id(key: str) -> int:
+    """The combo id of one combo key."""
+    names, _, values = key.partition(COMBO_START)
+    columns = [
+        Coded(np.zeros(1, np.int64), np.asarray([v], dtype=object))
+        for v in values.split(COMBO_VALUES)
+    ]
+    return int(combo_ids(names, columns)[0])
+
+
 class Combos(_Columns[SliceRow]):
     """A batch's combos as columns of codes (`storage.codes`), what the store reads: minute,
-    status, combo key, each kept dimension's value, and count. A `SliceRow` is made as it is
-    read; the store reads the columns, with no object a row."""
+    status, combo (its codes' labels are the combos' ids), each kept dimension's value, and
+    count; and the combos' keys, made only where read. A `SliceRow` is made as it is read; the
+    store reads the columns, with no object a row."""
 
-    __slots__ = ("combos", "counts", "minutes", "statuses", "values")
+    __slots__ = ("combos", "counts", "keys", "minutes", "statuses", "values")
 
     def __init__(
         self,
@@ -221,9 +271,10 @@ class Combos(_Columns[SliceRow]):
         combos: Coded,
         values: tuple[Coded, ...],
         counts: Ints,
+        keys: ComboKeys,
     ) -> None:
         self.minutes, self.statuses, self.combos = minutes, statuses, combos
-        self.values, self.counts = values, counts
+        self.values, self.counts, self.keys = values, counts, keys
 
     @classmethod
     def of(cls, rows: Sequence[SliceRow]) -> Combos:
@@ -232,12 +283,15 @@ class Combos(_Columns[SliceRow]):
             return rows
         width = len(rows[0].values) if rows else 0
         values = list(zip(*(r.values for r in rows), strict=True)) if width else []
+        keys = Coded.of([r.combo for r in rows])
+        ids = np.fromiter(map(_key_id, keys.labels.tolist()), np.int64, len(keys.labels))
         return cls(
             Coded.of(np.asarray([r.minute for r in rows], np.int64)),
             Coded.of([r.status for r in rows]),
-            Coded.of([r.combo for r in rows]),
+            Coded(keys.codes, ids),
             tuple(map(Coded.of, values)),
             np.asarray([r.count for r in rows], np.int64),
+            ComboKeys("", (keys,), whole=True),
         )
 
     def take(self, rows: Ints, counts: Ints | None = None) -> Combos:
@@ -248,6 +302,7 @@ class Combos(_Columns[SliceRow]):
             self.combos.take(rows),
             tuple(v.take(rows) for v in self.values),
             self.counts[rows] if counts is None else counts,
+            self.keys.take(rows),
         )
 
     def __len__(self) -> int:
@@ -269,7 +324,7 @@ class Combos(_Columns[SliceRow]):
         rows = zip(
             self.minutes.values().tolist(),
             self.statuses.values().tolist(),
-            self.combos.values().tolist(),
+            self.keys.texts(),
             values if self.values else repeat((), len(self)),
             self.counts.tolist(),
             strict=True,
@@ -1063,10 +1118,9 @@ class _Extras:
         kept = [c for name, c in zip(self.names, columns, strict=True) if name in self.kept]
         return list(zip(*kept, strict=True)) if kept else [()] * len(columns[0])
 
-    def combos(self, columns: Sequence[Sequence[str]]) -> list[str]:
-        """The combo key (`combo_columns`) of each row of these columns (all the extra ones)."""
-        prefix = COMBO_NAMES.join(map(_identity, self.names)) + COMBO_START
-        return list(map(prefix.__add__, map(COMBO_VALUES.join, zip(*columns, strict=True))))
+    def keys(self, columns: Sequence[Coded]) -> ComboKeys:
+        """The combo keys (`combo_columns`) of the rows of these columns (all the extra ones)."""
+        return ComboKeys(COMBO_NAMES.join(map(_identity, self.names)), tuple(columns))
 
 
 def _bucket_rows(
@@ -1108,9 +1162,8 @@ def _combos(
     columns = [minute, key]
     if extra:
         combo, _ = grouped(packed(*extra))
-        firsts = first_rows(combo)
-        names = extras.combos([column.labels[column.codes[firsts]].tolist() for column in extra])
-        columns.append(Coded(combo, np.asarray(names, dtype=object)))
+        firsts = extras.keys([column.take(first_rows(combo)) for column in extra])
+        columns.append(Coded(combo, combo_ids(firsts.names, firsts.columns)))
     groups, n = grouped(packed(*columns))
     if n == len(groups) and not extra:  # each bucket once: the rows as they came
         return _Rows(row, minute.values().tolist(), key.values().tolist(), counts), None
@@ -1131,7 +1184,8 @@ def _combos(
     kept = [
         c.take(first) for name, c in zip(extras.names, extra, strict=True) if name in extras.kept
     ]
-    return summed, Combos(minute, key, columns[2].take(first), tuple(kept), sent)
+    keys = extras.keys([column.take(first) for column in extra])
+    return summed, Combos(minute, key, columns[2].take(first), tuple(kept), sent, keys)
 
 
 def _event_rows(

@@ -109,8 +109,11 @@ def _per_minute(name: str, key: str) -> Table:
 
 
 # What a combo counted in a minute, as last sent: what a re-sent row is compared with. A combo
-# is named by a 64-bit hash of its extra columns' values (`storage/slices.py`).
+# is named by a 64-bit id of its extra columns' values (`storage/slices.py`); a store upgraded
+# to schema 6 keeps in `state` (COMBO_IDS_FROM) the first minute so named, the minutes before
+# it being named by a hash of the combo's key text, as they were stored.
 combo_counts = _per_minute("combo_counts", "combo")
+COMBO_IDS_FROM = "combo_ids_from"
 # The marginals: per (minute, status, slice value), the sum of the combos that hold that value.
 slice_counts = _per_minute("slice_counts", "value_id")
 

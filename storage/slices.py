@@ -128,8 +128,26 @@ class _Values:
         return Coded(ids.codes[values.codes], ids.labels)  # values in `other` share its id
 
 
+def _named(conn: Connection, combos: Combos) -> Ints:
+    """Each combo's name in `combo_counts`: its id (`storage.parsing.combo_ids`), or, for a
+    minute before the store's first named so (`COMBO_IDS_FROM`, set by the schema 6 upgrade),
+    `combo_hash` of its key, as such minutes were stored."""
+    named = combos.combos.values()
+    state = schema.state
+    query = select(state.c.value).where(state.c.key == schema.COMBO_IDS_FROM)
+    since = conn.execute(query).scalar()
+    if since is None:
+        return named
+    before = np.flatnonzero(combos.minutes.values() < int(since))
+    if len(before):
+        named = named.copy()
+        named[before] = combo_hashes(combos.keys.take(before).texts())
+    return named
+
+
 def combo_hash(combo: str) -> int:
-    """A combo's name in `combo_counts`: 64 bits of BLAKE2b of its key, signed."""
+    """A combo's name in `combo_counts` before schema 6: 64 bits of BLAKE2b of its key,
+    signed."""
     return int.from_bytes(blake2b(combo.encode(), digest_size=8).digest(), "big", signed=True)
 
 
@@ -163,7 +181,7 @@ def store_slices(
     volumes: dict[tuple[str, str], int] = {}
     if batch.slices:
         combos = Combos.of(batch.slices)
-        named = combo_hashes(combos.combos.labels.tolist())[combos.combos.codes]
+        named = _named(conn, combos)
         deltas = combos.counts - _stored(conn, dialect, combos, named)
         moved = np.flatnonzero(deltas)
         minutes, statuses = (

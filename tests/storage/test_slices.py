@@ -7,12 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
+from sqlalchemy import create_engine, text
 
 from storage import parsing
 from storage.errors import FeedError
 from storage.migrations import HEAD
-from storage.parsing import FeedBatch, parse_csv, parse_json
+from storage.parsing import Combos, FeedBatch, SliceRow, parse_csv, parse_json
 from storage.records import AnomalyRecord, SliceDimension
+from storage.schema import COMBO_IDS_FROM
 from storage.slices import combo_hash, combo_hashes
 from storage.store import Store, open_store
 from tests.storage.downgrade import stamp_older
@@ -199,7 +201,7 @@ def test_a_version_3_database_is_upgraded_to_slices(database_url: str) -> None:
     )
     upgraded = open_store(database_url)
     try:
-        assert upgraded.schema_version() == HEAD == 5
+        assert upgraded.schema_version() == HEAD == 6
         upgraded.ingest(_csv(HEAD_ROW + STONE))
         assert upgraded.totals_by_status(SINCE, UNTIL) == {"approved": 12}
         assert isinstance(upgraded.slice_frame(SINCE, UNTIL), pd.DataFrame)
@@ -251,6 +253,64 @@ def test_a_combo_keeps_its_stored_name() -> None:
     assert [combo_hash(c) for c in combos] == [-4959573538441958025, 4331356895391442072]
     assert combo_hashes(combos).tolist() == [combo_hash(c) for c in combos]
     assert combo_hashes([]).tolist() == []
+
+
+def test_a_combo_keeps_its_id_however_its_rows_come() -> None:
+    """Combos are stored by this id since schema 6: it must never change, and rows made by
+    hand name a combo as parsed rows do."""
+    batch = _csv(
+        "timestamp,status,acquirer,brand,count\n"
+        "2025-07-14T03:00:00Z,approved,cielo,visa,1\n"
+        "2025-07-14T03:00:00Z,approved,stone, não,1\n"
+    )
+    ids = [-7877993062010929774, -5610905273602355933]
+    assert Combos.of(batch.slices).combos.values().tolist() == ids
+    assert Combos.of(list(batch.slices)).combos.values().tolist() == ids
+    assert [s.combo for s in batch.slices] == [
+        "acquirer\x1fbrand\x1ecielo\x1fvisa",
+        "acquirer\x1fbrand\x1estone\x1fnão",
+    ]
+
+
+def test_minutes_stored_before_schema_6_keep_their_names(database_url: str) -> None:
+    """A version 5 store named combos by a hash of their key text: after the upgrade, rows of
+    its minutes still find their combos (a re-send changes nothing, a new count its
+    difference), and later minutes are named by id."""
+    first = open_store(database_url)
+    first.ingest(_csv(HEAD_ROW + CIELO + STONE))
+    assert first.get_state(COMBO_IDS_FROM) is None  # made at schema 6: every minute by id
+    first.close()
+    engine = create_engine(database_url)
+    with engine.begin() as conn:  # the names version 5 gave them
+        for key in ("acquirer\x1ecielo", "acquirer\x1estone"):
+            new = int(Combos.of([SliceRow(0, "approved", key, (), 1)]).combos.labels[0])
+            conn.execute(
+                text("UPDATE combo_counts SET combo = :old WHERE combo = :new"),
+                {"old": combo_hash(key), "new": new},
+            )
+    engine.dispose()
+    stamp_older(database_url, 5, T0)
+    upgraded = open_store(database_url)
+    try:
+        assert upgraded.schema_version() == 6
+        assert upgraded.get_state(COMBO_IDS_FROM) == str(int(T0.timestamp()) + 60)
+        upgraded.ingest(_csv(HEAD_ROW + CIELO + STONE))
+        assert upgraded.totals_by_status(SINCE, UNTIL) == {"approved": 107}
+        upgraded.ingest(_csv(HEAD_ROW + CIELO.replace(",100", ",120")))
+        assert upgraded.totals_by_status(SINCE, UNTIL) == {"approved": 127}
+        later = HEAD_ROW + CIELO.replace("03:00", "03:01")
+        upgraded.ingest(_csv(later))
+        upgraded.ingest(_csv(later))
+        assert upgraded.totals_by_status(SINCE, UNTIL) == {"approved": 227}
+        frame = upgraded.slice_frame(SINCE, UNTIL)
+        minutes = frame["minute"].dt.strftime("%H:%M")
+        assert sorted(zip(minutes, frame["value"], frame["count"], strict=True)) == [
+            ("03:00", "cielo", 120),
+            ("03:00", "stone", 7),
+            ("03:01", "cielo", 100),
+        ]
+    finally:
+        upgraded.close()
 
 
 def test_a_long_batch_stores_what_its_rows_say_row_by_row(store: Store) -> None:

@@ -253,7 +253,7 @@ def test_a_version_4_database_gets_lease_holders(database_url: str) -> None:
     )
     upgraded = open_store(database_url)
     try:
-        assert upgraded.schema_version() == HEAD == 5
+        assert upgraded.schema_version() == HEAD == 6
         for table in ("cards", "deliveries"):
             columns = {c["name"] for c in inspect(upgraded.engine).get_columns(table)}
             assert "claimed_by" in columns
@@ -306,7 +306,7 @@ def test_a_version_1_database_is_upgraded_in_place(database_url: str) -> None:
     engine.dispose()
     upgraded = open_store(database_url)
     try:
-        assert upgraded.schema_version() == HEAD == 5
+        assert upgraded.schema_version() == HEAD == 6
         [kept] = upgraded.incidents()
         assert (kept.title, kept.state, kept.source) == ("kept", "open", "manual")
         tables = set(inspect(upgraded.engine).get_table_names())
