@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -159,6 +160,45 @@ def test_memory_a_warm_up_freed_goes_back_to_the_os() -> None:
     release_freed_memory()
     assert _rss_mib() < held - 120
     assert last[-1] == (40_000 - 1) % 256
+
+
+_CHURN = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from bot.watch import keep_freed_memory
+if {keep}:
+    keep_freed_memory()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):  # what a batch allocates and frees: a body, its text, numpy columns
+    parts = [bytearray(1_200_000), bytearray(1_200_000), *(bytearray(80_000) for _ in range(50))]
+    del parts
+before = faults()
+for _ in range(40):
+    parts = [bytearray(1_200_000), bytearray(1_200_000), *(bytearray(80_000) for _ in range(50))]
+    del parts
+print(faults() - before)
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallopt"), reason="not glibc")
+def test_in_serve_what_a_request_frees_stays_for_the_next_one() -> None:
+    """A batch's buffers, freed, were handed back to the OS and faulted in again, page by
+    page, by the next batch; kept, the next batch reuses them."""
+    root = str(Path(__file__).resolve().parents[2])
+    faults = {
+        keep: int(
+            subprocess.run(
+                [sys.executable, "-c", _CHURN.format(root=root, keep=keep)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for keep in (False, True)
+    }
+    assert faults[False] > 40 * 500  # each of the 40 batches faulted its 6 MB in again
+    assert faults[True] < faults[False] / 10
 
 
 def test_in_serve_what_the_warm_up_loaded_is_kept_out_of_full_collections(
