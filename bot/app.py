@@ -500,6 +500,11 @@ class App:
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
         self.gc_frozen = True
+        # What a request frees stays for the next one (bot/watch.py): a 10,000-row JSON batch
+        # took 2,000 page faults, 350 now; POST of it 56-60 → 46-52 ms. Buffers over 2 MiB,
+        # as the warm-up's largest frames, still go back whole when freed: idle memory with
+        # the 90-day store is unchanged (243/248 MB, docs/benchmarks.md §6).
+        keep_freed_memory()
         # The store's writer threads (group commit, the correlator's write) hold SQLite's write
         # lock while they wait for the interpreter after each statement, up to the switch
         # interval (5 ms) when the event loop is busy: at 1 ms the webhooks behind them wait
@@ -516,11 +521,6 @@ class App:
         release_freed_memory()
         if self.gc_frozen:
             gc.freeze()
-            # From now on what a request frees stays for the next one (bot/watch.py): a
-            # 10,000-row JSON batch took 2,000 page faults, 350 now; POST /transactions of it
-            # 56-60 → 46-52 ms. Not before: the warm-up's frames, mapped on their own, went
-            # back whole when freed.
-            keep_freed_memory()
 
     def asgi(self) -> Starlette:
         return Starlette(
