@@ -38,7 +38,8 @@ SECTIONS = (
         1,
         "Feed intake over HTTP",
         "`POST /transactions` on `serve`, one sender, batches sent back to back (two warm-up "
-        "batches not counted); every row is a new (minute, status) bucket, or with dimensions "
+        "batches not counted), once `serve`'s first detector tick (its one-off warm-up) is "
+        "done; every row is a new (minute, status) bucket, or with dimensions "
         "a new combo of one (`bench.data.dimensioned_rows`; the store keeps its count, adds it "
         "to the total and to one marginal per dimension). Baseline: the same rows, batch by "
         "batch, upserted with a raw `executemany` (sqlite3 with the store's pragmas, or "
