@@ -92,7 +92,6 @@ __all__ = [
     "Reading",
     "SliceRow",
     "combo_columns",
-    "combo_ids",
     "load_file",
     "parse_csv",
     "parse_json",
@@ -240,12 +239,6 @@ class ComboKeys:
         return list(map((self.names + COMBO_START).__add__, map(COMBO_VALUES.join, values)))
 
 
-def combo_ids(names: str, columns: Sequence[Coded]) -> Ints:
-    """Each row's combo id: what the store names a combo by, from the key's names part and the
-    extra columns' values."""
-    return fingerprints(names, columns)
-
-
 def _key_id(key: str) -> int:
     """The combo id of one combo key."""
     names, _, values = key.partition(COMBO_START)
@@ -253,7 +246,7 @@ def _key_id(key: str) -> int:
         Coded(np.zeros(1, np.int64), np.asarray([v], dtype=object))
         for v in values.split(COMBO_VALUES)
     ]
-    return int(combo_ids(names, columns)[0])
+    return int(fingerprints(names, columns)[0])
 
 
 class Combos(_Columns[SliceRow]):
@@ -525,6 +518,11 @@ def _auth_code(raw: object) -> str:
     return code
 
 
+def _half_character(text: str) -> bool:
+    """Whether a text holds a lone surrogate (JSON's "\\ud800"), which no UTF-8 encodes."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def _text(raw: object, name: str, *, required: bool) -> str | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if required:
@@ -535,7 +533,7 @@ def _text(raw: object, name: str, *, required: bool) -> str | None:
     text = str(raw).strip()
     if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
         raise ValueError(f"{name} is too long or has control characters")
-    if not text.isascii() and _SURROGATE.search(text):  # JSON's "\\ud800": no UTF-8 for it
+    if _half_character(text):
         raise ValueError(f"{name} holds half of a character (a lone surrogate)")
     return text
 
@@ -1088,7 +1086,7 @@ def _identity(raw: object) -> str:
     text = raw.strip() if isinstance(raw, str) else json.dumps(raw, sort_keys=True, default=str)
     # A combo's key separates values with control characters: a value keeps none of its own,
     # nor a lone surrogate, which has no UTF-8 to be hashed in (json.dumps escapes both).
-    odd = any(ord(c) < 32 for c in text) or (not text.isascii() and _SURROGATE.search(text))
+    odd = any(ord(c) < 32 for c in text) or _half_character(text)
     return json.dumps(text) if odd else text
 
 
@@ -1163,7 +1161,7 @@ def _combos(
     if extra:
         combo, _ = grouped(packed(*extra))
         firsts = extras.keys([column.take(first_rows(combo)) for column in extra])
-        columns.append(Coded(combo, combo_ids(firsts.names, firsts.columns)))
+        columns.append(Coded(combo, fingerprints(firsts.names, firsts.columns)))
     groups, n = grouped(packed(*columns))
     if n == len(groups) and not extra:  # each bucket once: the rows as they came
         return _Rows(row, minute.values().tolist(), key.values().tolist(), counts), None

@@ -129,9 +129,9 @@ class _Values:
 
 
 def _named(conn: Connection, combos: Combos) -> Ints:
-    """Each combo's name in `combo_counts`: its id (`storage.parsing.combo_ids`), or, for a
-    minute before the store's first named so (`COMBO_IDS_FROM`, set by the schema 6 upgrade),
-    `combo_hash` of its key, as such minutes were stored."""
+    """Each combo's name in `combo_counts`: its id (`storage.codes.fingerprints` of its
+    values), or, for a minute before the store's first named so (`COMBO_IDS_FROM`, set by the
+    schema 6 upgrade), `combo_hash` of its key, as such minutes were stored."""
     named = combos.combos.values()
     state = schema.state
     query = select(state.c.value).where(state.c.key == schema.COMBO_IDS_FROM)
